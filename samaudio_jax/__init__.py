@@ -1,0 +1,1 @@
+"""SAM Audio in JAX/Flax NNX."""

@@ -1,0 +1,1 @@
+"""Command-line interface: `samaudio-jax COMMAND` (see cli/main.py for the list)."""

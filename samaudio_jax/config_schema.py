@@ -1,0 +1,145 @@
+"""The complete default ConfigDict; every experiment file under configs/ starts from it.
+
+Sections: model (the flow network), codec, text, vision, data, train, sample, mesh.
+Field names in `model` follow the release's config.json where the release has one.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def model_defaults() -> ml_collections.ConfigDict:
+    """The flow network (DiT + the release's wrapper). Defaults are the release's large model."""
+    m = ml_collections.ConfigDict()
+    m.dim = 2816
+    m.num_layers = 22
+    m.num_heads = 22
+    m.latent_dim = 128  # one stream of codec latents; the flow state is 2 * latent_dim
+    m.out_channels = 256  # 2 * latent_dim for the release's linear head
+    m.in_channels = 768  # 3 * out_channels: [x_t | zeros | mixture features]
+    m.text_dim = 768  # T5-base last_hidden_state width (context for memory_proj)
+    m.video_dim = 1024  # PE-Core embedding width
+    m.num_anchors = 3  # "+", "-", <pad> besides <null>
+    m.anchor_embedding_dim = 128
+    m.max_positions = 10000
+    m.frequency_embedding_dim = 256
+    m.ffn_exp = 4
+    m.multiple_of = 64
+    m.norm_eps = 1e-5
+    m.dropout = 0.1
+    m.qk_norm = True
+    m.fc_bias = False
+    m.t_block_bias = True
+    m.context_norm = False  # RMSNorm before the y_embedder projection
+    # Departures from the release (defaults keep the release's behaviour).
+    m.prediction = "velocity"  # "velocity" (release) | "clean" (predict x1)
+    m.head = "linear"  # "linear" (release) | "gated_mix" (sigmoid mask on the mixture + residual)
+    m.text_to_adaln = False  # add pooled text memory to the t embedding that drives adaLN
+    m.padding_aware_groupnorm = False  # x_embedder GroupNorm statistics over valid frames only
+    # Numerics and compilation.
+    m.dtype = "float32"  # compute dtype
+    m.param_dtype = "float32"
+    m.scan_layers = False
+    m.remat_policy = "none"  # none | full | dots | dots_no_batch
+    m.attention_impl = "xla"  # xla | cudnn (jax.nn.dot_product_attention implementation)
+    return m
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.name = "default"
+    c.seed = 0
+    c.model = model_defaults()
+
+    c.codec = ml_collections.ConfigDict()
+    c.codec.kind = "dacvae"  # dacvae | frames (analytic, exactly invertible)
+    c.codec.sample_rate = 48000
+    c.codec.hop_length = 1920
+    c.codec.latent_dim = 128
+    c.codec.checkpoint = ""  # release dir or file holding audio_codec.* (dacvae)
+    c.codec.latent_scale = ""  # frames codec: path to per-bin RMS (empty = measure / none)
+    c.codec.watermark = False  # run the DACVAE watermark branch when decoding
+    c.codec.dtype = "float32"
+
+    c.text = ml_collections.ConfigDict()
+    c.text.kind = "t5"  # t5 | small (trainable)
+    c.text.t5_dir = ""  # local Hugging Face T5 directory
+    c.text.max_length = 512
+    c.text.bucket_length = 0  # 0 = pad to longest; >0 = fixed length buckets
+    c.text.small = ml_collections.ConfigDict()
+    c.text.small.dim = 128
+    c.text.small.num_layers = 2
+    c.text.small.num_heads = 4
+    c.text.small.vocab = "bytes"  # bytes | words
+    c.text.small.max_length = 64
+
+    c.vision = ml_collections.ConfigDict()
+    c.vision.enabled = False
+
+    c.data = ml_collections.ConfigDict()
+    c.data.dir = ""  # directory of ArrayRecord shards (make-shards output)
+    c.data.tfds_name = ""  # optional: a TFDS dataset name instead of dir
+    c.data.sample_rate = 48000
+    c.data.segment_seconds = 10.0
+    c.data.min_sources = 1  # other sources mixed with the target
+    c.data.max_sources = 2
+    c.data.snr_db = (-15.0, 15.0)
+    c.data.negative_span_prob = 0.3
+    c.data.worker_count = 0
+    c.data.prefetch_buffer_size = 2
+    c.data.shuffle_seed = 0
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 1000
+    c.train.global_batch_size = 8
+    c.train.learning_rate = 1e-4
+    c.train.warmup_steps = 5000
+    c.train.schedule = "constant"  # constant | cosine
+    c.train.weight_decay = 0.1
+    c.train.grad_clip_norm = 1.0
+    c.train.b1 = 0.9
+    c.train.b2 = 0.999
+    c.train.ema_decay = 0.0  # 0 disables EMA; 0.999 as in fine-tuning
+    c.train.grad_accum_steps = 1
+    c.train.sigma_min = 0.0
+    c.train.time_sampling = "uniform"  # uniform | logit_normal
+    c.train.logit_normal_mean = 0.0
+    c.train.logit_normal_std = 1.0
+    c.train.cond_dropout = 0.3  # per modality: text, video, spans
+    c.train.log_every = 10
+    c.train.checkpoint_every = 500
+    c.train.keep_checkpoints = 3
+    c.train.async_checkpointing = True
+
+    c.sample = ml_collections.ConfigDict()
+    c.sample.solver = "midpoint"
+    c.sample.steps = 16
+    c.sample.candidates = 1
+    c.sample.chunk_seconds = 30.0
+    c.sample.overlap_seconds = 2.0
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.data = -1  # -1 = fill with the remaining devices
+    c.mesh.fsdp = 1
+    c.mesh.tensor = 1
+    c.mesh.dcn_data = 1  # across slices (multi-slice)
+    c.mesh.dcn_fsdp = 1
+    c.mesh.dcn_tensor = 1
+    # Logical axis name -> mesh axes (None = replicated). Every parameter and activation
+    # annotation in the model uses the logical names on the left.
+    c.mesh.rules = (
+        ("batch", ("data", "fsdp")),
+        ("length", None),
+        ("embed", "fsdp"),
+        ("mlp", "tensor"),
+        ("heads", "tensor"),
+        ("kv", None),
+        ("latent", None),
+        ("conv_in", None),
+        ("conv_out", None),
+        ("layers", None),
+        ("vocab", "tensor"),
+        ("norm", None),
+    )
+    return c

@@ -1,0 +1,1 @@
+"""Audio data: manifests, ArrayRecord shards, TFDS builder, Grain pipeline, synthetic corpus."""

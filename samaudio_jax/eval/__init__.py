@@ -1,0 +1,1 @@
+"""Evaluation: SI-SDR, SDR and the evaluation loop."""

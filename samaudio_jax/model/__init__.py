@@ -1,0 +1,1 @@
+"""Flow network: the SAM Audio DiT and the release's wrapper around it."""

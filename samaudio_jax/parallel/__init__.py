@@ -1,0 +1,1 @@
+"""Parallelism: meshes, logical-axis rules, multi-host start-up, AOT compilation."""

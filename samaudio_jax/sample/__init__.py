@@ -1,0 +1,1 @@
+"""Sampling: ODE solvers, separate(), long audio, rankers, spans."""

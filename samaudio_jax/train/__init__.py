@@ -1,0 +1,1 @@
+"""Training: flow-matching objective, train state, sharded step, loop."""

@@ -1,0 +1,1 @@
+"""Visual prompts: PE-Core vision tower and masked-video loading."""
