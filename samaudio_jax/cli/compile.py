@@ -1,0 +1,84 @@
+"""`samaudio-jax compile`: AOT-compile the real train step for a TPU topology on any host.
+
+Prints per-chip memory (memory_analysis) and FLOPs per step (cost_analysis); exits with
+status 2 and says so when the step does not fit the chip's HBM.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", required=True, help="experiment file, e.g. configs/large.py")
+    parser.add_argument(
+        "--topology", required=True, help="TPU topology, e.g. v5e:2x2, v5p:4x4x4, v6e:16x16"
+    )
+    parser.add_argument(
+        "--text_length", type=int, default=32, help="text tokens per example in the batch"
+    )
+
+
+def run(args, overrides) -> int:
+    import os
+
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from samaudio_jax.cli.config_loader import load_config
+    from samaudio_jax.parallel import aot
+
+    family = aot.chip_family(args.topology)
+    config = load_config(args.config, overrides)
+    t0 = time.perf_counter()
+    compiled, setup = compile_for_topology(config, args.topology, args.text_length)
+    seconds = time.perf_counter() - t0
+    report = aot.memory_report(compiled)
+    from samaudio_jax.train.metrics import compiled_flops
+    from samaudio_jax.train.state import param_count
+
+    flops = compiled_flops(compiled)
+    hbm = aot.HBM_GIB[family]
+    chips = setup.mesh.devices.size
+    print(f"config {config.name} on {args.topology} ({chips} chips, mesh {dict(setup.mesh.shape)})")
+    print(f"trainable parameters: {param_count(setup.abstract_state['params']) / 1e6:.1f} M")
+    print(f"global batch {config.train.global_batch_size}, compiled in {seconds:.1f} s")
+    print(
+        f"per-chip memory: {aot.gib(report.total):.2f} GiB of {hbm} GiB HBM "
+        f"(arguments {aot.gib(report.arguments):.2f}, outputs {aot.gib(report.outputs):.2f}, "
+        f"aliased {aot.gib(report.aliased):.2f}, temporaries {aot.gib(report.temporaries):.2f})"
+    )
+    if flops is not None:
+        print(f"FLOPs per step per chip: {flops:.4g} ({flops * chips:.4g} for the slice)")
+    if report.total > hbm * 2**30:
+        print(
+            f"error: config {config.name} does not fit {args.topology}: needs "
+            f"{aot.gib(report.total):.2f} GiB per chip, a {family} chip has {hbm} GiB. "
+            "Use more chips, more FSDP, remat, or a smaller batch.",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def compile_for_topology(config, topology: str, text_length: int = 32):
+    """(jax Compiled of the train step, TrainSetup) for `topology`."""
+    import jax
+    import jax.numpy as jnp
+
+    from samaudio_jax.parallel import aot
+    from samaudio_jax.parallel.mesh import make_mesh
+    from samaudio_jax.train import state as state_lib
+    from samaudio_jax.train import step as step_lib
+
+    devices = aot.topology_devices(topology)
+    mesh = make_mesh(config.mesh, devices)
+    setup = state_lib.build_setup(config, mesh)
+    b = int(config.train.global_batch_size)
+    n = int(round(config.data.segment_seconds * config.data.sample_rate))
+    batch = {k: jax.ShapeDtypeStruct((b, n), jnp.float32) for k in step_lib.WAVE_KEYS}
+    batch["num_samples"] = jax.ShapeDtypeStruct((b,), jnp.int32)
+    batch["spans"] = jax.ShapeDtypeStruct((b, 4, 3), jnp.float32)
+    if setup.text_graph is not None:
+        batch["text_ids"] = jax.ShapeDtypeStruct((b, text_length), jnp.int32)
+        batch["text_mask"] = jax.ShapeDtypeStruct((b, text_length), jnp.bool_)
+    return step_lib.compile_train_step(setup, batch), setup
