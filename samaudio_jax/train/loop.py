@@ -189,7 +189,7 @@ def train(
                 if is_main:
                     print_fn(metrics_lib.progress_line(step, total, values), flush=True)
             preempt = stop.set or ckpt.reached_preemption(step)
-            if preempt or ckpt.should_save(step) or step == total:
+            if preempt or step % int(config.train.checkpoint_every) == 0 or step == total:
                 _check_finite(pending, last_good)
                 ckpt.save(step, state, source, force=True)
                 last_good = step

@@ -220,8 +220,8 @@ def make_train_step(setup: TrainSetup):
             new_state["ema"] = ema_update(state["ema"], new_params, ema_decay)
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
-            "param_norm": optax.global_norm(new_params),
+            "grad_norm": optax.tree.norm(grads),
+            "param_norm": optax.tree.norm(new_params),
             "learning_rate": schedule(state["step"]),
         }
         return new_state, metrics
