@@ -1,1 +1,6 @@
 """Text encoders for prompts: T5 (the release's) and a small trainable encoder."""
+
+from samaudio_jax.text.base import TextEncoder
+from samaudio_jax.text.factory import build_text_encoder
+
+__all__ = ["TextEncoder", "build_text_encoder"]
