@@ -70,10 +70,12 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 
 
 class TextEncoder(nnx.Module):
-    """Base class: subclasses set `dim`, `trainable` and implement tokenize / __call__."""
+    """Base class: subclasses set the attributes below and implement tokenize / __call__."""
 
-    dim: int
-    trainable: bool
+    dim: int  # feature width
+    trainable: bool  # False: frozen weights (not nnx.Param), gradients stopped
+    max_length: int  # tokens per prompt at most (longer prompts are truncated)
+    bucket_length: int  # 0: pad to the longest prompt; >0: round lengths up to a multiple
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

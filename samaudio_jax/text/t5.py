@@ -153,6 +153,8 @@ class T5TextEncoder(TextEncoder):
         self.tokenizer = tokenizer
         self.dim = network.config.d_model
         self.trainable = False
+        self.max_length = tokenizer.max_length
+        self.bucket_length = tokenizer.bucket_length
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         return self.tokenizer(texts)
