@@ -134,36 +134,50 @@ class _WeightReader:
             return np.asarray(f.get_tensor(key).astype(jnp.float32))
 
 
-def load_t5_network(directory: str, *, dtype="float32") -> T5Network:
-    """Builds the NNX T5 encoder with the directory's weights (float32 storage)."""
-    cfg = read_t5_config(directory)
-    reader = _WeightReader(directory)
+def t5_network_from_weights(
+    cfg: T5EncoderConfig,
+    get: Callable[[str], np.ndarray],
+    has: Callable[[str], bool],
+    *,
+    dtype="float32",
+    where: str = "weights",
+) -> T5Network:
+    """Builds the NNX T5 encoder from Hugging Face-named tensors (float32 storage)."""
     with nnx.use_eager_sharding(False):
         abstract = nnx.eval_shape(lambda: T5Network(cfg, rngs=nnx.Rngs(0), dtype=dtype))
     graphdef, state = nnx.split(abstract)
     pure = nnx.to_pure_dict(state)
 
     values: dict[tuple, np.ndarray] = {}
-    embedding_key = next((k for k in EMBEDDING_KEYS if k in reader), None)
+    embedding_key = next((k for k in EMBEDDING_KEYS if has(k)), None)
     if embedding_key is None:
-        raise KeyError(f"{directory}: weights lack the token embedding {EMBEDDING_KEYS}")
-    values[("embedding",)] = reader.get(embedding_key)
+        raise KeyError(f"{where}: no token embedding; expected one of {EMBEDDING_KEYS}")
+    values[("embedding",)] = get(embedding_key)
     for path, (key, transform) in T5_KEY_MAP(cfg).items():
-        values[path] = transform(reader.get(key))
+        values[path] = transform(get(key))
 
     def fill(path, leaf):
         ours = tuple(p.key if hasattr(p, "key") else p.idx for p in path)
         value = values[ours]
         if value.shape != leaf.shape:
             raise ValueError(
-                f"{directory}: {'.'.join(map(str, ours))}: expected shape {leaf.shape} from "
-                f"config.json, got {value.shape}"
+                f"{where}: {'.'.join(map(str, ours))}: expected shape {leaf.shape} from the "
+                f"config, got {value.shape}"
             )
         return jnp.asarray(value, jnp.float32)
 
     filled = jax.tree_util.tree_map_with_path(fill, pure)
     nnx.replace_by_pure_dict(state, filled)
     return nnx.merge(graphdef, state)
+
+
+def load_t5_network(directory: str, *, dtype="float32") -> T5Network:
+    """Builds the NNX T5 encoder with the weights of a local Hugging Face directory."""
+    cfg = read_t5_config(directory)
+    reader = _WeightReader(directory)
+    return t5_network_from_weights(
+        cfg, reader.get, reader.__contains__, dtype=dtype, where=directory
+    )
 
 
 def load_t5_text_encoder(
