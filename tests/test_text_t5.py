@@ -194,3 +194,20 @@ def test_unsupported_model_type_or_activation_is_rejected(tmp_path):
         load_t5_text_encoder(str(tmp_path))
     with pytest.raises(ValueError, match="feed_forward_proj"):
         T5EncoderConfig(feed_forward_proj="gated-swish").validate()
+
+
+def test_bfloat16_compute_stays_close_to_float32(tmp_path):
+    _t5_dir(tmp_path, "gated-gelu")
+    ids = jnp.asarray([[3, 4, 5, 1, 0], [6, 1, 0, 0, 0]], jnp.int32)
+    mask = ids != 0
+    f32 = load_t5_network(str(tmp_path))(ids, mask)
+    bf16 = load_t5_network(str(tmp_path), dtype="bfloat16")(ids, mask)
+    assert bf16.dtype == jnp.float32
+    assert 0.0 < _relative_error(bf16, np.asarray(f32)) <= 5e-2
+
+
+def test_t5_kind_without_a_directory_names_the_field():
+    cfg = default_config().text
+    cfg.kind, cfg.t5_dir = "t5", ""
+    with pytest.raises(ValueError, match="text.t5_dir"):
+        build_text_encoder(cfg, rngs=nnx.Rngs(0))
