@@ -10,7 +10,7 @@ from train_testlib import PYTHON, REPO, subprocess_env
 
 @pytest.mark.slow
 def test_meshes_give_the_same_losses_fsdp_splits_params_and_restore_reshards(tmp_path):
-    env = subprocess_env(tmp_path / "cache", devices=8)
+    env = subprocess_env(devices=8)
     env["PYTHONPATH"] = f"{REPO}:{REPO / 'tests'}"
     proc = subprocess.run(
         [PYTHON, str(REPO / "tests" / "train_parallel_worker.py"), str(tmp_path)],

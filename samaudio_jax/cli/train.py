@@ -42,3 +42,20 @@ def run(args, overrides) -> int:
         return 1
     print(f"done: step {result.final_step}", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m samaudio_jax.cli.train ...`: the same command without the dispatcher."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="samaudio-jax train", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if not a.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    return run(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -130,8 +130,6 @@ def make_loss_fn(setup: TrainSetup):
             )
 
         flow = nnx.merge(setup.flow_graph, params["flow"], frozen["flow"])
-        if model_cfg.dropout > 0:
-            nnx.reseed(flow, dropout=dropout_key)
         pred = flow(
             x_t,
             cond,
@@ -143,6 +141,7 @@ def make_loss_fn(setup: TrainSetup):
             anchor_alignment=anchor_alignment,
             audio_pad_mask=valid,
             deterministic=model_cfg.dropout <= 0,
+            rngs=nnx.Rngs(dropout=dropout_key) if model_cfg.dropout > 0 else None,
         )
         target = objective.regression_target(x0, x1, sigma_min, prediction)
         return objective.masked_squared_error(pred, target, valid)
