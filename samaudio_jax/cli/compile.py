@@ -18,6 +18,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--text_length", type=int, default=32, help="text tokens per example in the batch"
     )
+    parser.add_argument(
+        "--hbm_gib", type=float, default=0.0, help="HBM per chip in GiB (0 = the chip's own)"
+    )
 
 
 def run(args, overrides) -> int:
@@ -37,7 +40,7 @@ def run(args, overrides) -> int:
     from samaudio_jax.train.state import param_count
 
     flops = compiled_flops(compiled)
-    hbm = aot.HBM_GIB[family]
+    hbm = args.hbm_gib or aot.HBM_GIB[family]
     chips = setup.mesh.devices.size
     print(f"config {config.name} on {args.topology} ({chips} chips, mesh {dict(setup.mesh.shape)})")
     print(f"trainable parameters: {param_count(setup.abstract_state['params']) / 1e6:.1f} M")
@@ -72,7 +75,10 @@ def compile_for_topology(config, topology: str, text_length: int = 32):
 
     devices = aot.topology_devices(topology)
     mesh = make_mesh(config.mesh, devices)
-    setup = state_lib.build_setup(config, mesh)
+    factories = state_lib.ModuleFactories()
+    if config.text.kind == "t5" and not config.text.t5_dir:
+        factories = state_lib.ModuleFactories(text=_random_t5)
+    setup = state_lib.build_setup(config, mesh, factories)
     b = int(config.train.global_batch_size)
     n = int(round(config.data.segment_seconds * config.data.sample_rate))
     batch = {k: jax.ShapeDtypeStruct((b, n), jnp.float32) for k in step_lib.WAVE_KEYS}
@@ -82,3 +88,45 @@ def compile_for_topology(config, topology: str, text_length: int = 32):
         batch["text_ids"] = jax.ShapeDtypeStruct((b, text_length), jnp.int32)
         batch["text_mask"] = jax.ShapeDtypeStruct((b, text_length), jnp.bool_)
     return step_lib.compile_train_step(setup, batch), setup
+
+
+class _EosOnlyTokenizer:
+    """Stands in for the T5 tokenizer when only shapes matter: "" -> [</s>]."""
+
+    def __init__(self, max_length: int, bucket_length: int):
+        self.max_length, self.bucket_length = max_length, bucket_length
+
+    def __call__(self, texts):
+        import numpy as np
+
+        n = len(texts)
+        return np.ones((n, 1), np.int32), np.ones((n, 1), bool)
+
+
+def _random_t5(config, rngs):
+    """T5-base with random weights (shapes only): AOT needs no text.t5_dir."""
+    from samaudio_jax.text.t5 import T5Network, T5TextEncoder
+    from samaudio_jax.text.t5_config import T5EncoderConfig
+
+    network = T5Network(T5EncoderConfig(d_model=int(config.model.text_dim)), rngs=rngs)
+    tokenizer = _EosOnlyTokenizer(int(config.text.max_length), int(config.text.bucket_length))
+    return T5TextEncoder(network, tokenizer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m samaudio_jax.cli.compile ...`: the same command without the dispatcher."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="samaudio-jax compile", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser)
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if not a.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    return run(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
