@@ -13,6 +13,9 @@ otherwise random records of other groups, and with data.distinct_descriptions, o
 descriptions, so the text prompt stays unambiguous) at SNRs drawn from the configured range.
 Randomness comes from (seed, position in the stream), so it does not depend on workers.
 
+With data.worker_count > 0, batches come from grain mp_prefetch worker processes, started
+by spawn: the calling program needs an `if __name__ == "__main__":` guard.
+
 Batch keys (B = per-process batch size, N = segment samples, K = max_spans, S =
 max_sources, D = description_bytes):
 - mixture, target, residual: (B, N) float32; residual = mixture - target; zero past valid.
@@ -252,6 +255,7 @@ def make_dataset(
     )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=Collate(tokenize))
     if config.worker_count > 0:
+        _ensure_absl_flags_parsed()
         ds = ds.mp_prefetch(
             grain.MultiprocessingOptions(
                 num_workers=config.worker_count,
@@ -259,6 +263,14 @@ def make_dataset(
             )
         )
     return ds
+
+
+def _ensure_absl_flags_parsed() -> None:
+    # Grain's workers read absl flags; a program that never ran absl.app has not parsed them.
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
 
 
 def process_shard() -> tuple[int, int]:
