@@ -12,6 +12,7 @@ import pytest
 
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.data.pipeline import (
+    MakeExample,
     PipelineConfig,
     descriptions,
     make_dataset,
@@ -126,10 +127,6 @@ def test_tokenize_hook_and_prompt_dropout(reader):
 
 def test_others_never_share_the_target_description(reader):
     cfg = PipelineConfig(sample_rate=RATE, segment_seconds=0.5, min_sources=2, max_sources=2)
-    make = make_dataset(reader, cfg, batch_size=1, num_epochs=1)._parent  # noqa: SLF001
-    del make  # the transform is exercised directly below
-    from samaudio_jax.data.pipeline import MakeExample
-
     transform = MakeExample(reader, cfg)
     rng = np.random.default_rng(0)
     for index in range(len(reader)):
@@ -251,3 +248,25 @@ def test_tfds_builder_loads_with_data_source_without_tensorflow(corpus_root, tmp
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"n": 25, "same": True, "batch": [2, 4000], "tensorflow": False}
+
+
+def test_orbax_checkpoint_manager_restores_the_iterator_exactly(reader, tmp_path):
+    import grain
+    import orbax.checkpoint as ocp
+
+    def fresh():
+        return iter(make_dataset(reader, CFG, batch_size=3, seed=2))
+
+    it = fresh()
+    for _ in range(5):
+        next(it)
+    options = ocp.CheckpointManagerOptions(enable_async_checkpointing=False)
+    with ocp.CheckpointManager(tmp_path / "ckpt", options=options) as manager:
+        manager.save(5, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)))
+        manager.wait_until_finished()
+        expected = [next(it) for _ in range(3)]
+        resumed = fresh()
+        manager.restore(
+            5, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(resumed))
+        )
+    _assert_batches_equal([next(resumed) for _ in range(3)], expected)

@@ -6,6 +6,9 @@
     it = iter(ds)                                  # grain DatasetIterator
     batch = next(it)                               # dict of numpy arrays, per-process batch
     state = it.get_state(); it.set_state(state)    # exact resume (also with workers)
+    # With Orbax: args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)) to save,
+    # grain.checkpoint.CheckpointRestore(it) to restore (one JSON file per process).
+    # Globally: jax.make_array_from_process_local_data(sharding, batch[key]) per key.
 
 Each example is one target record cropped at random to at most N = segment samples and
 mixed with 1..k other sources (members of its source group when it has one, time-aligned;
@@ -26,7 +29,8 @@ max_sources, D = description_bytes):
 - description: (B, D) uint8 UTF-8 bytes, zero padded; description_length: (B,) int32
   (0 when the text prompt is dropped).
 - text_ids, text_mask: only with a `tokenize` hook (list[str] -> (ids, mask)).
-- snr_db: (B, S) float32, NaN on unused slots; num_sources: (B,) int32 other sources.
+- snr_db: (B, S) float32 per other source (0 on unused slots); num_sources: (B,) int32,
+  how many other sources are mixed in.
 - index: (B,) int64 record index of the target.
 """
 
@@ -175,7 +179,7 @@ class MakeExample(grain.transforms.RandomMap):
         valid[:length] = True
         description = np.zeros(cfg.description_bytes, np.uint8)
         description[: len(text)] = np.frombuffer(text, np.uint8)
-        snr_out = np.full(max(cfg.max_sources, 1), np.nan, np.float32)
+        snr_out = np.zeros(max(cfg.max_sources, 1), np.float32)
         snr_out[: len(snrs)] = snrs
         return {
             "mixture": padded(mixture),
