@@ -270,3 +270,19 @@ def test_orbax_checkpoint_manager_restores_the_iterator_exactly(reader, tmp_path
             5, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(resumed))
         )
     _assert_batches_equal([next(resumed) for _ in range(3)], expected)
+
+
+def test_dataset_from_config_reads_the_split_under_data_dir(corpus_root):
+    from samaudio_jax.data.pipeline import dataset_from_config
+
+    c = default_config()
+    c.data.dir = str(corpus_root)
+    c.data.sample_rate = RATE
+    c.data.segment_seconds = 0.5
+    c.train.global_batch_size = 4
+    b = next(iter(dataset_from_config(c, "test")))
+    assert b["mixture"].shape == (4, 4000)
+    assert set(b["index"].tolist()) <= set(range(5))  # the test split holds 5 records
+    c.data.dir = str(corpus_root / "nothing")
+    with pytest.raises(ValueError, match="neither train/index.json nor index.json"):
+        dataset_from_config(c, "train")

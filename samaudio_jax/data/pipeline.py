@@ -47,6 +47,7 @@ import numpy as np
 
 from samaudio_jax.data.manifest import CATEGORY_IDS
 from samaudio_jax.data.mixing import activity_spans, mix_sources, shift_spans, span_prompt
+from samaudio_jax.data.shards import INDEX_NAME, ShardReader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,6 +276,47 @@ def _ensure_absl_flags_parsed() -> None:
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
+
+
+def open_split(data, split: str = "train"):
+    """The record source for `split` from the config's data section: TFDS when
+    data.tfds_name is set (prepared under data.dir), else the shard directory
+    data.dir/<split> (or data.dir itself when it is one complete shard directory)."""
+    if not data.dir:
+        raise ValueError("data.dir: empty; give the make-shards / synth output directory")
+    if data.tfds_name:
+        from samaudio_jax.data.tfds_builder import load_tfds_source
+
+        return load_tfds_source(data.dir, split, data.tfds_name)
+    root = Path(data.dir)
+    if (root / split / INDEX_NAME).is_file():
+        return ShardReader(root / split)
+    if (root / INDEX_NAME).is_file():
+        return ShardReader(root)
+    raise ValueError(f"data.dir {root}: neither {split}/{INDEX_NAME} nor {INDEX_NAME} exists")
+
+
+def dataset_from_config(
+    config, split: str = "train", tokenize: Callable | None = None, num_epochs=None
+) -> grain.IterDataset:
+    """make_dataset for this process from a full config: per-process batch =
+    train.global_batch_size / jax.process_count(), shuffle seed data.shuffle_seed."""
+    index, count = process_shard()
+    if config.train.global_batch_size % count:
+        raise ValueError(
+            f"train.global_batch_size {config.train.global_batch_size} is not divisible by "
+            f"the {count} processes"
+        )
+    return make_dataset(
+        open_split(config.data, split),
+        PipelineConfig.from_config(config.data),
+        batch_size=config.train.global_batch_size // count,
+        seed=config.data.shuffle_seed,
+        shard_index=index,
+        shard_count=count,
+        num_epochs=num_epochs,
+        tokenize=tokenize,
+    )
 
 
 def process_shard() -> tuple[int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -133,8 +134,11 @@ class ShardWriter:
             if not overwrite:
                 raise ShardError(f"{self.out_dir}: already holds a dataset ({INDEX_NAME})")
             index.unlink()
+        leftover = re.compile(
+            r"shard-\d{5}" + re.escape(SHARD_SUFFIX) + r"(\.tmp)?|index\.json\.tmp"
+        )
         for old in self.out_dir.iterdir():
-            if old.name.endswith(SHARD_SUFFIX) or old.name.endswith(".tmp"):
+            if leftover.fullmatch(old.name):
                 old.unlink()
         self._records: list[dict] = []
         self._shards: list[dict] = []

@@ -125,13 +125,15 @@ class TfdsRecordSource:
         }
 
 
-def load_tfds_source(data_dir: str | Path, split: str) -> TfdsRecordSource:
-    """tfds.data_source(DATASET_NAME, split) wrapped for pipeline.make_dataset."""
-    builder = tfds.builder(DATASET_NAME, data_dir=str(data_dir))
+def load_tfds_source(
+    data_dir: str | Path, split: str, name: str = DATASET_NAME
+) -> TfdsRecordSource:
+    """tfds.data_source(name, split) wrapped for pipeline.make_dataset."""
+    builder = tfds.builder(name, data_dir=str(data_dir))
     meta = builder.info.metadata.get(split) if builder.info.metadata else None
     if meta is None:
-        raise ValueError(f"{data_dir}: {DATASET_NAME} has no metadata for split {split!r}")
-    source = tfds.data_source(DATASET_NAME, data_dir=str(data_dir), split=split)
+        raise ValueError(f"{data_dir}: {name} has no metadata for split {split!r}")
+    source = tfds.data_source(name, data_dir=str(data_dir), split=split)
     return TfdsRecordSource(
         source, meta["records"], int(meta["sample_rate"]), f"{data_dir}:{split}"
     )
