@@ -286,3 +286,62 @@ def test_dataset_from_config_reads_the_split_under_data_dir(corpus_root):
     c.data.dir = str(corpus_root / "nothing")
     with pytest.raises(ValueError, match="neither train/index.json nor index.json"):
         dataset_from_config(c, "train")
+
+
+TWO_PROCESS = """
+import json, sys
+import jax
+jax.config.update("jax_num_cpu_devices", 2)
+jax.distributed.initialize(coordinator_address=sys.argv[2], num_processes=2,
+                           process_id=int(sys.argv[3]))
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from samaudio_jax.data.pipeline import PipelineConfig, make_dataset, process_shard
+from samaudio_jax.data.shards import ShardReader
+
+index, count = process_shard()
+cfg = PipelineConfig(sample_rate=8000, segment_seconds=0.5)
+ds = make_dataset(ShardReader(sys.argv[1]), cfg, batch_size=2, seed=3, shard_index=index,
+                  shard_count=count, num_epochs=1)
+mesh = jax.make_mesh((4,), ("data",), axis_types=(AxisType.Auto,))
+local, seen, gathered = None, [], []
+for batch in ds:
+    arrays = {k: jax.make_array_from_process_local_data(NamedSharding(mesh, P("data")), v)
+              for k, v in batch.items() if k in ("index", "mixture", "valid")}
+    seen += batch["index"].tolist()
+    full = multihost_utils.process_allgather(arrays["index"], tiled=True)
+    gathered.append(np.asarray(full).tolist())
+    shape = list(arrays["mixture"].shape)
+print(json.dumps({"process": index, "count": count, "seen": seen, "gathered": gathered,
+                  "shape": shape}))
+"""
+
+
+def test_two_jax_processes_get_disjoint_shards_that_form_global_batches(corpus_root, tmp_path):
+    import portpicker
+
+    address = f"127.0.0.1:{portpicker.pick_unused_port()}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWO_PROCESS, str(corpus_root / "train"), address, str(i)],
+            env={**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    a, b = sorted(results, key=lambda r: r["process"])
+    assert a["count"] == b["count"] == 2
+    assert set(a["seen"]).isdisjoint(b["seen"])
+    assert len(a["seen"]) == len(b["seen"]) == 12  # 13 and 12 records, 6 full batches each
+    assert a["shape"] == [4, 4000]
+    # Each global batch is process 0's local batch followed by process 1's.
+    expected = [a["seen"][i : i + 2] + b["seen"][i : i + 2] for i in range(0, 12, 2)]
+    assert a["gathered"] == b["gathered"] == expected

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from samaudio_jax.data.manifest import read_manifest
-from samaudio_jax.data.shards import PCM_SCALE, ShardReader, write_shards
+from samaudio_jax.data.shards import PCM_SCALE, ShardReader, ShardWriter, write_shards
 
 RATE = 8000
 INT16_TOL = 0.5 / PCM_SCALE + 1e-7  # int16 storage: rounding to the nearest step
@@ -120,3 +120,21 @@ def test_existing_dataset_is_not_overwritten_without_flag(tmp_path):
         write_shards(read_manifest(manifest), tmp_path / "out", RATE)
     write_shards(read_manifest(manifest), tmp_path / "out", RATE, overwrite=True)
     assert len(ShardReader(tmp_path / "out")) == 1
+
+
+def test_writer_clears_only_its_own_leftovers(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("shard-00000.array_record.tmp", "shard-00003.array_record", "index.json.tmp"):
+        (out / name).write_bytes(b"partial")
+    (out / "notes.txt").write_text("mine")
+    (out / "other.array_record").write_bytes(b"someone else's")
+    with ShardWriter(out, RATE) as w:
+        w.add({"id": "a", "description": "a"}, np.zeros(10))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index.json",
+        "notes.txt",
+        "other.array_record",
+        "shard-00000.array_record",
+    ]
+    assert len(ShardReader(out)) == 1

@@ -238,7 +238,8 @@ def make_dataset(
 ) -> grain.IterDataset:
     """The batched IterDataset for one process. Records shard_index::shard_count are this
     process's targets (disjoint across processes, covering the split); other sources mixed
-    in may come from any record. num_epochs=None repeats forever (reshuffled each epoch)."""
+    in may come from any record. num_epochs=None repeats forever (reshuffled each epoch);
+    with a finite num_epochs processes may differ by a batch, so stop them together."""
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index {shard_index} must be in [0, shard_count={shard_count})")
     where = getattr(source, "directory", source)
