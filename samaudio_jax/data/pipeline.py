@@ -9,6 +9,7 @@
     # With Orbax: args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)) to save,
     # grain.checkpoint.CheckpointRestore(it) to restore (one JSON file per process).
     # Globally: jax.make_array_from_process_local_data(sharding, batch[key]) per key.
+    ds = dataset_from_config(cfg, "train")         # all of the above from a full config
 
 Each example is one target record cropped at random to at most N = segment samples and
 mixed with 1..k other sources (members of its source group when it has one, time-aligned;
