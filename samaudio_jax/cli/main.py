@@ -15,6 +15,14 @@ COMMANDS = {
         "samaudio_jax.cli.info",
         "print a config's parameter counts and shapes (nothing allocated)",
     ),
+    "make-shards": (
+        "samaudio_jax.cli.make_shards",
+        "decode a manifest's audio files into ArrayRecord shards",
+    ),
+    "synth": (
+        "samaudio_jax.cli.synth",
+        "write the synthetic corpus (train/ and test/ shard directories)",
+    ),
 }
 
 
