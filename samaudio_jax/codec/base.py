@@ -15,6 +15,7 @@ Codecs are `nnx.Module`s: their fixed weights live in `CodecWeight` variables (n
 from __future__ import annotations
 
 import abc
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -96,3 +97,16 @@ def check_latents(latents, latent_dim: int, name: str = "latents") -> np.ndarray
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: {int((~np.isfinite(arr)).sum())} non-finite values")
     return arr
+
+
+def jit_method(codec: Codec, name: str, **jit_kwargs):
+    """A jitted `codec.<name>(*args, **kwargs)` with the codec's weights passed as
+    arguments (not baked in as constants). Snapshots the weights: build it again after
+    importing new ones."""
+    graphdef, state = nnx.split(codec)
+
+    @functools.partial(jax.jit, **jit_kwargs)
+    def run(state, *args, **kwargs):
+        return getattr(nnx.merge(graphdef, state), name)(*args, **kwargs)
+
+    return functools.partial(run, state)
