@@ -16,6 +16,9 @@ encoder_hidden_dim 1024, latent_dim 128, decoder_dim 1536, decoder_rates (12, 10
 wm_rates (8, 5, 4, 2)) so tests can use small widths. The watermark widths follow from
 the decoder's: hidden = decoder_dim / 3, channels = last decoder width / 3.
 
+`seed=None` builds zero-filled weights: a cheap target for importing a checkpoint
+(or for inspecting shapes), not to be run before weights are imported.
+
 Batches of unequal lengths: pass `num_samples` (encode) or `num_frames` (decode); every
 convolution then sees zeros outside each example, so the result equals encoding or
 decoding each example alone (frames / samples past the end are zeroed).
@@ -32,10 +35,11 @@ import numpy as np
 from flax import nnx
 
 from samaudio_jax.codec.base import Codec
+from samaudio_jax.codec.chunked import decode_chunked
 from samaudio_jax.codec.dacvae_layers import (
-    ELUUnit,
     CausalConv1d,
     CausalConvTranspose1d,
+    ELUUnit,
     ResidualUnit,
     Snake,
     WNConv1d,
@@ -203,7 +207,7 @@ class DacVaeCodec(Codec):
             )
         if dtype not in ("float32", "bfloat16"):
             raise ValueError(f"codec.dtype: expected 'float32' or 'bfloat16', got {dtype!r}")
-        rngs = np.random.default_rng(seed)
+        rngs = None if seed is None else np.random.default_rng(seed)
         self.sample_rate = int(sample_rate)
         self.hop_length = math.prod(encoder_rates)
         self.latent_dim = int(latent_dim)
@@ -279,3 +283,9 @@ class DacVaeCodec(Codec):
         if frame_mask is not None:
             y = y * jnp.repeat(frame_mask, self.hop_length, axis=1).astype(y.dtype)
         return y
+
+    def decode_chunked(self, latents, chunk_frames, overlap_frames, fade_frames=None, message=None):
+        """`decode` in overlapping windows (bounded memory); see codec/chunked.py."""
+        return decode_chunked(
+            self, latents, chunk_frames, overlap_frames, fade_frames=fade_frames, message=message
+        )

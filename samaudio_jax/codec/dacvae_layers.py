@@ -25,17 +25,20 @@ from flax import nnx
 from samaudio_jax.codec.base import CodecWeight
 
 
-def _normal(rng: np.random.Generator, shape, std: float = 0.02) -> np.ndarray:
+def _normal(rng: np.random.Generator | None, shape, std: float = 0.02) -> np.ndarray:
     """The release's init (truncated normal, std 0.02), drawn on the host: building a
-    full-size codec then costs no per-shape compilation."""
-    x = rng.standard_normal(shape)
+    full-size codec then costs no per-shape compilation. rng None: zeros (an import
+    target that is never run before weights arrive)."""
+    if rng is None:
+        return np.zeros(shape, np.float32)
+    x = rng.standard_normal(shape, dtype=np.float32)
     while (bad := np.abs(x) > 2.0).any():
-        x[bad] = rng.standard_normal(int(bad.sum()))
-    return (std * x).astype(np.float32)
+        x[bad] = rng.standard_normal(int(bad.sum()), dtype=np.float32)
+    return x * np.float32(std)
 
 
 def _g_of(v: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.sum(v.astype(np.float64) ** 2, axis=(1, 2), keepdims=True)).astype(np.float32)
+    return np.sqrt(np.sum(v * v, axis=(1, 2), keepdims=True))
 
 
 def fold_weight_norm(g: jax.Array, v: jax.Array) -> jax.Array:
@@ -143,7 +146,12 @@ class WNConvTranspose1d(nnx.Module):
         w = fold_weight_norm(self.weight_g[...], self.weight_v[...])
         s = self.stride
         return conv_transpose1d(
-            _masked(x, mask), w, self.bias[...], stride=s, padding=(s + 1) // 2, output_padding=s % 2
+            _masked(x, mask),
+            w,
+            self.bias[...],
+            stride=s,
+            padding=(s + 1) // 2,
+            output_padding=s % 2,
         )
 
 
@@ -208,10 +216,14 @@ class LSTM(nnx.Module):
         bound = 1.0 / math.sqrt(dim)
 
         def uniform(shape):
+            if rngs is None:
+                return np.zeros(shape, np.float32)
             return rngs.uniform(-bound, bound, shape).astype(np.float32)
 
         def weights(shape):
-            return nnx.List([CodecWeight(jax.device_put(uniform(shape))) for _ in range(num_layers)])
+            return nnx.List(
+                [CodecWeight(jax.device_put(uniform(shape))) for _ in range(num_layers)]
+            )
 
         self.weight_ih = weights((4 * dim, dim))
         self.weight_hh = weights((4 * dim, dim))
@@ -223,7 +235,9 @@ class LSTM(nnx.Module):
         """x (B, T, dim) -> (B, T, dim), computed in float32."""
         in_dtype = x.dtype
         h_seq = jnp.swapaxes(x.astype(jnp.float32), 0, 1)
-        for w_ih, w_hh, b_ih, b_hh in zip(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+        for w_ih, w_hh, b_ih, b_hh in zip(
+            self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+        ):
             gates_x = h_seq @ w_ih[...].T + (b_ih[...] + b_hh[...])
             w_hh_t = w_hh[...].T
 

@@ -47,6 +47,7 @@ def build_codec(cfg) -> Codec:
             wm_msg_dim=cfg.wm_msg_dim,
             watermark=cfg.watermark,
             dtype=cfg.dtype,
+            seed=None if cfg.checkpoint else 0,
         )
         if cfg.checkpoint:
             from samaudio_jax.checkpoint import codec_keys

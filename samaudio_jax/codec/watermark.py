@@ -51,7 +51,9 @@ class MessageEmbedding(nnx.Module):
     """`msg_processor.msg_processor`: Embedding(2 * nbits, D_m); bit i picks row 2 i + bit."""
 
     def __init__(self, nbits: int, dim: int, *, rngs):
-        self.weight = CodecWeight(jax.device_put(rngs.standard_normal((2 * nbits, dim)).astype(np.float32)))
+        shape = (2 * nbits, dim)
+        init = np.zeros(shape) if rngs is None else rngs.standard_normal(shape)
+        self.weight = CodecWeight(jax.device_put(init.astype(np.float32)))
         self.nbits = nbits
 
     def __call__(self, message: jax.Array) -> jax.Array:
