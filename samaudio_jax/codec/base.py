@@ -39,12 +39,19 @@ class Codec(nnx.Module, abc.ABC):
         return -(-int(num_samples) // self.hop_length)
 
     @abc.abstractmethod
-    def encode(self, wav: jax.Array) -> jax.Array:
-        """(B, N) float32 -> (B, ceil(N / hop), latent_dim)."""
+    def encode(self, wav: jax.Array, num_samples: jax.Array | None = None) -> jax.Array:
+        """(B, N) float32 -> (B, ceil(N / hop), latent_dim).
+
+        num_samples (B,): valid samples per example of a padded batch; each example is then
+        encoded as if alone and frames past ceil(num_samples / hop) are zero.
+        """
 
     @abc.abstractmethod
-    def decode(self, latents: jax.Array) -> jax.Array:
-        """(B, T, latent_dim) -> (B, T * hop)."""
+    def decode(self, latents: jax.Array, num_frames: jax.Array | None = None) -> jax.Array:
+        """(B, T, latent_dim) -> (B, T * hop) float32.
+
+        num_frames (B,): valid frames per example; samples past num_frames * hop are zero.
+        """
 
 
 def frame_mask(num_samples: jax.Array, num_frames: int, hop_length: int) -> jax.Array:
