@@ -19,6 +19,12 @@ def add_arguments(parser) -> None:
         "--text_length", type=int, default=32, help="text tokens per example in the batch"
     )
     parser.add_argument(
+        "--inputs",
+        choices=("waveforms", "latents"),
+        default="waveforms",
+        help="batches of waveforms (encoded by the codec inside the step) or of latents",
+    )
+    parser.add_argument(
         "--hbm_gib", type=float, default=0.0, help="HBM per chip in GiB (0 = the chip's own)"
     )
 
@@ -33,7 +39,7 @@ def run(args, overrides) -> int:
     family = aot.chip_family(args.topology)
     config = load_config(args.config, overrides)
     t0 = time.perf_counter()
-    compiled, setup = compile_for_topology(config, args.topology, args.text_length)
+    compiled, setup = compile_for_topology(config, args.topology, args.text_length, args.inputs)
     seconds = time.perf_counter() - t0
     report = aot.memory_report(compiled)
     from samaudio_jax.train.metrics import compiled_flops
@@ -44,7 +50,10 @@ def run(args, overrides) -> int:
     chips = setup.mesh.devices.size
     print(f"config {config.name} on {args.topology} ({chips} chips, mesh {dict(setup.mesh.shape)})")
     print(f"trainable parameters: {param_count(setup.abstract_state['params']) / 1e6:.1f} M")
-    print(f"global batch {config.train.global_batch_size}, compiled in {seconds:.1f} s")
+    print(
+        f"global batch {config.train.global_batch_size} of {args.inputs}, "
+        f"compiled in {seconds:.1f} s"
+    )
     print(
         f"per-chip memory: {aot.gib(report.total):.2f} GiB of {hbm} GiB HBM "
         f"(arguments {aot.gib(report.arguments):.2f}, outputs {aot.gib(report.outputs):.2f}, "
@@ -63,8 +72,10 @@ def run(args, overrides) -> int:
     return 0
 
 
-def compile_for_topology(config, topology: str, text_length: int = 32):
+def compile_for_topology(config, topology: str, text_length: int = 32, inputs: str = "waveforms"):
     """(jax Compiled of the train step, TrainSetup) for `topology`."""
+    import dataclasses
+
     import jax
     import jax.numpy as jnp
 
@@ -77,17 +88,38 @@ def compile_for_topology(config, topology: str, text_length: int = 32):
     mesh = make_mesh(config.mesh, devices)
     factories = state_lib.ModuleFactories()
     if config.text.kind == "t5" and not config.text.t5_dir:
-        factories = state_lib.ModuleFactories(text=_random_t5)
+        factories = dataclasses.replace(factories, text=_random_t5)
+    if inputs == "latents":  # the step never encodes: no codec weights in the program
+        factories = dataclasses.replace(factories, codec=_NoCodec)
     setup = state_lib.build_setup(config, mesh, factories)
     b = int(config.train.global_batch_size)
     n = int(round(config.data.segment_seconds * config.data.sample_rate))
-    batch = {k: jax.ShapeDtypeStruct((b, n), jnp.float32) for k in step_lib.WAVE_KEYS}
-    batch["num_samples"] = jax.ShapeDtypeStruct((b,), jnp.int32)
+    if inputs == "latents":
+        t = -(-n // setup.codec_info["hop_length"])
+        shape = (b, t, setup.codec_info["latent_dim"])
+        batch = {k: jax.ShapeDtypeStruct(shape, jnp.float32) for k in step_lib.LATENT_KEYS}
+        batch["valid"] = jax.ShapeDtypeStruct((b, t), jnp.bool_)
+    else:
+        batch = {k: jax.ShapeDtypeStruct((b, n), jnp.float32) for k in step_lib.WAVE_KEYS}
+        batch["num_samples"] = jax.ShapeDtypeStruct((b,), jnp.int32)
     batch["spans"] = jax.ShapeDtypeStruct((b, 4, 3), jnp.float32)
     if setup.text_graph is not None:
         batch["text_ids"] = jax.ShapeDtypeStruct((b, text_length), jnp.int32)
         batch["text_mask"] = jax.ShapeDtypeStruct((b, text_length), jnp.bool_)
     return step_lib.compile_train_step(setup, batch), setup
+
+
+def _NoCodec(config):
+    """Rates and sizes of config.codec without weights (latent batches need no encoder)."""
+    from flax import nnx
+
+    class NoCodec(nnx.Module):
+        def __init__(self, codec_cfg):
+            self.sample_rate = int(codec_cfg.sample_rate)
+            self.hop_length = int(codec_cfg.hop_length)
+            self.latent_dim = int(codec_cfg.latent_dim)
+
+    return NoCodec(config.codec)
 
 
 class _EosOnlyTokenizer:

@@ -73,14 +73,15 @@ def make_batch_source(config, setup, batch_source=None):
             process_index=jax.process_index(),
             process_count=jax.process_count(),
         )
-    if not config.data.dir and not config.data.tfds_name:
+    if not config.data.dir:
         raise ValueError(
             "config.data.dir: empty; point it at make-shards output, or set "
             "--config.train.synthetic_data=true for a synthetic smoke run"
         )
     from samaudio_jax.data import pipeline
 
-    return pipeline.make_train_iterator(config, setup)
+    tokenize = setup.tokenize if setup.text_graph is not None else None
+    return iter(pipeline.dataset_from_config(config, "train", tokenize=tokenize))
 
 
 def _check_finite(pending: list, last_good: int | None) -> None:
@@ -95,6 +96,29 @@ def _check_finite(pending: list, last_good: int | None) -> None:
                 f"was not saved; the last good checkpoint is {where}."
             )
     pending.clear()
+
+
+class _CompiledSteps:
+    """The step compiled ahead of time once per batch shape (text lengths may vary)."""
+
+    def __init__(self, setup, state, frozen, rng):
+        self.setup, self.frozen, self.rng = setup, frozen, rng
+        self.abstract_state = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+        )
+        self.cache = {}
+
+    def get(self, batch):
+        key = tuple((k, v.shape, str(v.dtype)) for k, v in sorted(batch.items()))
+        if key not in self.cache:
+            jitted = step_lib.jit_train_step(self.setup, batch)
+            self.cache[key] = jitted.lower(
+                self.abstract_state, self.frozen, batch, self.rng
+            ).compile()
+        return self.cache[key]
+
+    def run(self, state, batch):
+        return self.get(batch)(state, self.frozen, batch, self.rng)
 
 
 def _scalar(x) -> float:
@@ -150,10 +174,8 @@ def train(
             np.asarray(jax.random.PRNGKey(int(config.seed))),
             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
         )
-        train_step = (
-            step_lib.jit_train_step(setup, first).lower(state, frozen, first, rng).compile()
-        )
-        flops = metrics_lib.compiled_flops(train_step)
+        train_step = _CompiledSteps(setup, state, frozen, rng)
+        flops = metrics_lib.compiled_flops(train_step.get(first))
         peak = metrics_lib.peak_flops_per_device(
             jax.devices()[0].device_kind, float(config.train.peak_flops)
         )
@@ -167,7 +189,7 @@ def train(
         while step < total:
             if batch_arrays is None:
                 batch_arrays = step_lib.global_batch(setup, next(source))
-            state, m = train_step(state, frozen, batch_arrays, rng)
+            state, m = train_step.run(state, batch_arrays)
             batch_arrays = None
             step += 1
             steps_since += 1

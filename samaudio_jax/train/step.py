@@ -4,7 +4,8 @@ A batch is a dict of global arrays with the batch dimension first:
 - audio, either waveforms `mixture`, `target`, `residual` (B, N) float, encoded here by the
   frozen codec inside the same program, or latents `mixture_latent`, `target_latent`,
   `residual_latent` (B, T, latent_dim);
-- `valid` (B, T) bool at the latent frame rate, or `num_samples` (B,) int (waveforms only);
+- `valid`, bool, either (B, T) at the latent frame rate or (B, N) per sample (waveforms;
+  a frame is valid when any of its samples is), or `num_samples` (B,) int (waveforms);
   neither means every frame is valid;
 - optional `spans` (B, K, 3) float (code, start_s, end_s), `text_ids` / `text_mask` (B, S),
   `video` (B, Dv, T).
@@ -31,6 +32,10 @@ from samaudio_jax.train.state import TrainSetup
 
 WAVE_KEYS = ("mixture", "target", "residual")
 LATENT_KEYS = ("mixture_latent", "target_latent", "residual_latent")
+USED_KEYS = (
+    WAVE_KEYS + LATENT_KEYS + ("valid", "num_samples", "spans", "text_ids", "text_mask", "video")
+)
+TEXT_BUCKET = 16  # text is padded to a multiple of this many tokens (few distinct shapes)
 
 
 def check_batch_keys(batch: dict) -> str:
@@ -79,6 +84,11 @@ def make_loss_fn(setup: TrainSetup):
         return lat[:b], lat[b : 2 * b], lat[2 * b :]
 
     def valid_frames(mb, batch, frames):
+        if "valid" in mb and mb["valid"].shape[1] != frames:  # per-sample mask
+            hop = info["hop_length"]
+            v = mb["valid"].astype(bool)
+            v = jnp.pad(v, ((0, 0), (0, frames * hop - v.shape[1])))
+            return v.reshape(batch, frames, hop).any(axis=-1)
         if "valid" in mb:
             return mb["valid"].astype(bool)
         if "num_samples" in mb:
@@ -264,8 +274,20 @@ def compile_train_step(setup: TrainSetup, batch_like: dict):
     )
 
 
+def prepare_local_batch(local_batch: dict) -> dict:
+    """Keeps the keys the step reads and pads text to a multiple of TEXT_BUCKET tokens."""
+    out = {k: np.asarray(v) for k, v in local_batch.items() if k in USED_KEYS}
+    if "text_ids" in out:
+        s = out["text_ids"].shape[1]
+        pad = -(-s // TEXT_BUCKET) * TEXT_BUCKET - s
+        out["text_ids"] = np.pad(out["text_ids"], ((0, 0), (0, pad))).astype(np.int32)
+        out["text_mask"] = np.pad(out["text_mask"], ((0, 0), (0, pad))).astype(bool)
+    return out
+
+
 def global_batch(setup: TrainSetup, local_batch: dict) -> dict:
     """Per-process numpy batches -> global jax Arrays sharded over the batch axes."""
+    local_batch = prepare_local_batch(local_batch)
     sh = batch_shardings(setup, local_batch)
     return {
         k: jax.make_array_from_process_local_data(sh[k], np.asarray(v))
