@@ -202,3 +202,28 @@ def test_bad_config_is_named():
         nnx.eval_shape(
             lambda: SAMAudioFlow(tiny_model_config(remat_policy="some"), rngs=nnx.Rngs(0))
         )
+
+
+def test_text_to_adaln_adds_pooled_valid_text_only():
+    base = numpy_init_flow(tiny_model_config(), 12)
+    pooled = numpy_init_flow(tiny_model_config(text_to_adaln=True), 12)
+    batch = inputs()
+    no_text = dict(batch, text_features=None, text_mask=None)
+    np.testing.assert_allclose(run(pooled, no_text), run(base, no_text), atol=1e-6)
+    out = run(pooled, batch)
+    assert float(jnp.max(jnp.abs(out - run(base, batch)))) > 1e-3
+    changed = batch["text_features"].at[1, 3:].set(5.0)  # padded tokens of example 1
+    np.testing.assert_allclose(run(pooled, dict(batch, text_features=changed)), out, atol=1e-6)
+
+
+def test_dropout_with_explicit_rngs_is_reproducible():
+    model = numpy_init_flow(tiny_model_config(dropout=0.3), 13)
+    batch = inputs()
+
+    @nnx.jit
+    def noisy(model, key):
+        return model(**batch, deterministic=False, rngs=nnx.Rngs(dropout=key))
+
+    a, b = noisy(model, jax.random.key(1)), noisy(model, jax.random.key(1))
+    np.testing.assert_array_equal(a, b)
+    assert float(jnp.max(jnp.abs(a - noisy(model, jax.random.key(2))))) > 1e-3
