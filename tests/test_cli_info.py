@@ -38,6 +38,7 @@ def test_parts_add_up_and_layers_scale_linearly():
     assert parameter_counts(small_model_config(scan_layers=True)) == two
 
 
+@pytest.mark.slow
 def test_forward_on_tiny_prints_the_output_shape(capsys):
     _, text = info_total(
         capsys, "--config", "configs/tiny.py", "--forward", "--frames", "7", "--batch", "2"
