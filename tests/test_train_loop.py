@@ -22,6 +22,7 @@ def _quiet(*args, **kwargs):
     pass
 
 
+@pytest.mark.slow
 def test_loss_decreases_when_overfitting_one_fixed_batch(tmp_path):
     config = tiny_config(
         [
@@ -43,6 +44,7 @@ def test_loss_decreases_when_overfitting_one_fixed_batch(tmp_path):
     assert last < 0.5 * first, (first, last)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_gives_the_full_batch_update():
     config = tiny_config()
     setup = state_lib.build_setup(config, make_mesh(config.mesh))
@@ -96,6 +98,7 @@ class _NaNAt:
         pass
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_config(["--config.train.steps=8", "--config.train.checkpoint_every=2"])
     source = _NaNAt(SyntheticBatches(global_batch=4, num_samples=256, sample_rate=8000), bad=4)

@@ -6,6 +6,7 @@ status 2 and says so when the step does not fit the chip's HBM.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -39,7 +40,19 @@ def run(args, overrides) -> int:
     family = aot.chip_family(args.topology)
     config = load_config(args.config, overrides)
     t0 = time.perf_counter()
-    compiled, setup = compile_for_topology(config, args.topology, args.text_length, args.inputs)
+    try:
+        compiled, setup = compile_for_topology(config, args.topology, args.text_length, args.inputs)
+    except Exception as e:  # XLA refuses programs whose temporaries exceed the chip's HBM
+        needed = re.search(r"RESOURCE_EXHAUSTED.*?temporaries \(([\d.]+)G\)", str(e))
+        if not needed:
+            raise
+        print(
+            f"error: config {config.name} does not fit {args.topology}: XLA needs "
+            f"{float(needed.group(1)):.2f} GiB of temporaries per chip, a {family} chip has "
+            f"{aot.HBM_GIB[family]} GiB. Use more chips, more FSDP, remat, or a smaller batch.",
+            file=sys.stderr,
+        )
+        return 2
     seconds = time.perf_counter() - t0
     report = aot.memory_report(compiled)
     from samaudio_jax.train.metrics import compiled_flops
