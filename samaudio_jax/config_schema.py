@@ -60,7 +60,15 @@ def default_config() -> ml_collections.ConfigDict:
     c.codec.checkpoint = ""  # release dir or file holding audio_codec.* (dacvae)
     c.codec.latent_scale = ""  # frames codec: path to per-bin RMS (empty = measure / none)
     c.codec.watermark = False  # run the DACVAE watermark branch when decoding
-    c.codec.dtype = "float32"
+    c.codec.dtype = "float32"  # dacvae compute dtype: float32 | bfloat16
+    # DACVAE sizes (the release's: 64 / [2,8,10,12] / 1024 / 128 / 1536 / [12,10,8,2]).
+    c.codec.encoder_dim = 64
+    c.codec.encoder_rates = (2, 8, 10, 12)  # product = hop_length
+    c.codec.encoder_hidden_dim = 1024  # encoder output width (quantizer.in_proj input)
+    c.codec.decoder_dim = 1536
+    c.codec.decoder_rates = (12, 10, 8, 2)
+    c.codec.decode_chunk_frames = 0  # >0: decode in chunks of this many latent frames
+    c.codec.decode_overlap_frames = 4  # frames of context each side of a chunk
 
     c.text = ml_collections.ConfigDict()
     c.text.kind = "t5"  # t5 | small (trainable)
