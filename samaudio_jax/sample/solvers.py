@@ -70,7 +70,9 @@ def _rk4_step(field, t0, dt, t1, y, args):
 
 
 def _integrate(step, field, y0, grid, args):
-    grid = jnp.asarray(grid, dtype=jnp.result_type(float))
+    grid = jnp.asarray(grid)
+    if not jnp.issubdtype(grid.dtype, jnp.floating):
+        grid = grid.astype(jnp.result_type(float))
 
     def body(y, ts):
         t0, t1 = ts
@@ -105,6 +107,19 @@ ADAPTIVE_SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
 SOLVERS = tuple(FIXED_STEP_SOLVERS) + tuple(ADAPTIVE_SOLVERS)
 
 
+_STEPS = {
+    "euler": _euler_step,
+    "midpoint": _midpoint_step,
+    "heun": _heun_step,
+    "rk4": _rk4_step,
+}
+
+
+def integrate_fixed(name: str, field, y0, grid, args=()):
+    """Unjitted fixed-step integration, for use inside a caller's own jitted function."""
+    return _integrate(_STEPS[check_solver(name)], field, y0, grid, args)
+
+
 def check_solver(name: str, where: str = "solver") -> str:
     """Returns `name` when it is a known solver; otherwise a ValueError listing the choices."""
     if name not in SOLVERS:
@@ -112,8 +127,7 @@ def check_solver(name: str, where: str = "solver") -> str:
     return name
 
 
-@functools.partial(jax.jit, static_argnames=("field", "method", "max_steps", "pcoeff", "icoeff"))
-def adaptive(
+def integrate_adaptive(
     field,
     y0,
     args=(),
@@ -128,6 +142,8 @@ def adaptive(
     icoeff: float = 0.4,
 ):
     """Adaptive-step solve from t0 to t1 with a PI controller; returns (y1, accepted steps).
+
+    `adaptive` is this function jitted (`field` and the options static).
 
     The error per step is kept under atol + rtol * |y| (diffrax's RMS norm). Raises (as an
     XLA runtime error) when `max_steps` is not enough.
@@ -147,6 +163,11 @@ def adaptive(
         max_steps=max_steps,
     )
     return solution.ys[-1], solution.stats["num_accepted_steps"]
+
+
+adaptive = jax.jit(
+    integrate_adaptive, static_argnames=("field", "method", "max_steps", "pcoeff", "icoeff")
+)
 
 
 def solve(
