@@ -15,6 +15,10 @@ COMMANDS = {
         "samaudio_jax.cli.info",
         "print a config's parameter counts and shapes (nothing allocated)",
     ),
+    "separate": (
+        "samaudio_jax.cli.separate",
+        "separate a described sound from audio files with a trained model",
+    ),
 }
 
 
