@@ -75,12 +75,15 @@ def default_config() -> ml_collections.ConfigDict:
     c.text.t5_dir = ""  # local Hugging Face T5 directory
     c.text.max_length = 512
     c.text.bucket_length = 0  # 0 = pad to longest; >0 = fixed length buckets
+    c.text.dtype = "float32"  # T5 compute dtype (layer norm variance stays float32)
     c.text.small = ml_collections.ConfigDict()
     c.text.small.dim = 128
     c.text.small.num_layers = 2
     c.text.small.num_heads = 4
     c.text.small.vocab = "bytes"  # bytes | words
     c.text.small.max_length = 64
+    c.text.small.vocab_size = 0  # 0 = automatic: 264 for bytes, 8192 hash buckets for words
+    c.text.small.mlp_ratio = 4
 
     c.vision = ml_collections.ConfigDict()
     c.vision.enabled = False

@@ -1,1 +1,31 @@
-"""Checkpoint I/O: the PyTorch release layout and Orbax."""
+"""Checkpoint I/O: the release's PyTorch layout (release_io) and its key map (flow_keys)."""
+
+from samaudio_jax.checkpoint.release_config import (
+    model_config_from_release,
+    read_release_config,
+    release_config_from_model,
+)
+from samaudio_jax.checkpoint.release_io import (
+    ReleasePart,
+    ReleaseReport,
+    flow_state_dict,
+    load_release,
+    read_state_dict,
+    register_part,
+    registered_parts,
+    save_release,
+)
+
+__all__ = [
+    "ReleasePart",
+    "ReleaseReport",
+    "flow_state_dict",
+    "load_release",
+    "model_config_from_release",
+    "read_release_config",
+    "read_state_dict",
+    "register_part",
+    "registered_parts",
+    "release_config_from_model",
+    "save_release",
+]

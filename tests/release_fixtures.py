@@ -1,0 +1,78 @@
+"""Random flow-network state dicts in the release's layout, and release directories holding them."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+import numpy as np
+import torch
+
+from samaudio_jax.checkpoint import flow_keys, release_config_from_model
+from samaudio_jax.checkpoint.release_io import abstract_flow_params
+from samaudio_jax.config_schema import default_config
+
+
+def small_model_config(**overrides):
+    """D=64, 2 layers, 4 heads (head_dim 16), small adapters: fast on a CPU."""
+    m = default_config().model
+    m.dim, m.num_layers, m.num_heads = 64, 2, 4
+    m.latent_dim, m.out_channels, m.in_channels = 8, 16, 48
+    m.text_dim, m.video_dim = 24, 20
+    m.anchor_embedding_dim = 8
+    m.frequency_embedding_dim = 16
+    m.max_positions = 8000  # RoPE theta = 2 * max_positions = 16000, not the 10000 floor
+    m.dropout = 0.0
+    for k, v in overrides.items():
+        m[k] = v
+    return m
+
+
+def random_release_state_dict(m, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every flow key with its release shape; norms near 1, gates and tables non-trivial."""
+    rng = np.random.default_rng(seed)
+    unscanned = m.copy_and_resolve_references()
+    unscanned.scan_layers = False
+    targets = abstract_flow_params(unscanned)
+    rules = flow_keys.expand_layers(flow_keys.flow_key_rules(unscanned), unscanned.num_layers)
+    state = {}
+    for key, path, tr in rules:
+        shape = tr.release_shape(targets[path].shape)
+        if key.endswith("norm.weight") or "groupnorm.weight" in key or "layer_norm.weight" in key:
+            a = 1.0 + 0.2 * rng.standard_normal(shape)
+        elif key.endswith("gate"):
+            a = rng.uniform(0.3, 0.9, shape)
+        elif len(shape) == 1:
+            a = 0.1 * rng.standard_normal(shape)
+        elif "scale_shift_table" in key:
+            a = rng.standard_normal(shape) / math.sqrt(shape[-1])
+        elif key == "embed_anchors.embed.weight":
+            a = rng.standard_normal(shape)
+        else:
+            fan_in = int(np.prod(shape[1:]))
+            a = rng.standard_normal(shape) / math.sqrt(fan_in)
+        state[key] = a.astype(np.float32)
+    return state
+
+
+def write_release_dir(
+    directory,
+    m,
+    state: dict[str, np.ndarray],
+    extra: dict[str, np.ndarray] | None = None,
+    config_overrides: dict | None = None,
+) -> pathlib.Path:
+    """config.json + checkpoint.pt (torch.save of the state dict) under `directory`."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = release_config_from_model(m)
+    for section, values in (config_overrides or {}).items():
+        if isinstance(values, dict):
+            config[section].update(values)
+        else:
+            config[section] = values
+    (directory / "config.json").write_text(json.dumps(config))
+    tensors = {k: torch.from_numpy(np.array(v)) for k, v in {**state, **(extra or {})}.items()}
+    torch.save(tensors, directory / "checkpoint.pt")
+    return directory
