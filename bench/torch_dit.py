@@ -269,8 +269,12 @@ class TorchSAMAudioFlow(nn.Module):
         if video is None:
             video = x.new_zeros(b, self.video_dim, t)
         x = self.align_masked_video(x, video)
-        if anchor_ids is not None:
-            x = self.embed_anchors(x, anchor_ids, anchor_alignment)
+        if anchor_ids is None:  # the release's null anchors: <null> on frames, <pad> on padding
+            anchor_ids = torch.tensor([[0, 3]]).expand(b, 2)
+            anchor_alignment = torch.zeros(b, t, dtype=torch.long)
+            if audio_mask is not None:
+                anchor_alignment = (~audio_mask).long()
+        x = self.embed_anchors(x, anchor_ids, anchor_alignment)
         memory = frequency_embedding(time, self.dim)[:, None]
         if text is not None:
             memory = self.memory_proj(text) + memory
