@@ -51,6 +51,14 @@ def clips():
     return [rng.normal(size=n).astype(np.float32) * 0.3 for n in (1800, 1900, 3600)]
 
 
+def assert_close(actual, expected):
+    """Equal up to float32 rounding of differently shaped compilations (1e-4 of the peak);
+    another noise draw differs by ~1e-1 of the peak."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    assert np.abs(actual - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
 def cli_main(argv):
     """`samaudio-jax separate ...` through the subcommand module (as cli/main.py calls it)."""
     parser = argparse.ArgumentParser()
@@ -76,9 +84,8 @@ def test_padding_aware_batch_of_different_lengths_equals_each_item_alone(aware, 
         alone = run(aware, [clips[i]], [descriptions[i]], [spans[i]], key=keys[i : i + 1])
         assert alone.padded_masks[0].shape == (128,) and batched.padded_masks[i].shape == (256,)
         assert batched.target[i].shape == (clips[i].shape[0],)
-        scale = np.abs(alone.target[0]).max()
-        np.testing.assert_allclose(batched.target[i], alone.target[0], atol=1e-5 * scale)
-        np.testing.assert_allclose(batched.residual[i], alone.residual[0], atol=1e-5 * scale)
+        assert_close(batched.target[i], alone.target[0])
+        assert_close(batched.residual[i], alone.residual[0])
     # The span reached the model: frames ceil(0.05 * 8000 / 16) .. ceil(0.12 * 8000 / 16).
     lo, hi = math.ceil(0.05 * RATE / 16), math.ceil(0.12 * RATE / 16)
     assert np.flatnonzero(batched.anchor_alignments[0] == 2).tolist() == list(range(lo, hi))
@@ -96,7 +103,7 @@ def test_release_groupnorm_batches_equal_lengths_invisibly_but_not_padding(relea
     batched = run(release, [x, y], ["a cat", "birds"], key=key)
     alone = run(release, [x], ["a cat"], key=keys[0:1])
     scale = np.abs(alone.target[0]).max()
-    np.testing.assert_allclose(batched.target[0], alone.target[0], atol=1e-5 * scale)
+    assert_close(batched.target[0], alone.target[0])
     # As in the release, padding an item further (beside a longer one) changes its result.
     padded = run(release, [x, clips[2]], ["a cat", "birds"], key=keys)
     assert np.abs(padded.target[0] - alone.target[0]).max() > 1e-4 * scale
@@ -118,8 +125,7 @@ def test_candidates_are_ranked_and_candidate_zero_is_the_single_draw(aware, clip
     single = run(aware, [clips[1]], ["a cat"], key=key)
     first = run(aware, [clips[1]], ["a cat"], key=key, candidates=2, ranker=Prefer(0))
     second = run(aware, [clips[1]], ["a cat"], key=key, candidates=2, ranker=Prefer(1))
-    scale = np.abs(single.target[0]).max()
-    np.testing.assert_allclose(first.target[0], single.target[0], atol=1e-5 * scale)
+    assert_close(first.target[0], single.target[0])
     assert first.chosen == [0] and second.chosen == [1]
     assert second.scores[0].tolist() == [0.0, 1.0]
     assert np.abs(second.target[0] - single.target[0]).max() > 1e-3
@@ -150,7 +156,7 @@ def test_long_input_is_chunked_to_the_exact_length(aware):
         ["rain"],
         key=jax.random.fold_in(batching.item_keys(key, 1)[0], 0)[None],
     )
-    np.testing.assert_allclose(result.target[0][:1000], chunk0.target[0][:1000], atol=1e-5)
+    assert_close(result.target[0][:1000], chunk0.target[0][:1000])
 
 
 def test_bad_inputs_are_refused_with_clear_errors(aware, tmp_path):
@@ -235,7 +241,7 @@ def test_cli_writes_target_residual_and_spectrograms(aware, clips, tmp_path, cap
         [[("+", 0.05, 0.12)]],
         key=jax.random.fold_in(jax.random.key(0), 0),
     )
-    np.testing.assert_allclose(target, direct.target[0], atol=1e-5)
+    assert_close(target, direct.target[0])
 
 
 def test_cli_refuses_bad_spans_solvers_and_missing_checkpoints(tmp_path, capsys):

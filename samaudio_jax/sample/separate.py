@@ -232,8 +232,8 @@ class _Runner:
             jnp.asarray(self.grid),
             **self.options,
         )
-        target = np.asarray(target)[:count]
-        residual = np.asarray(residual)[:count]
+        target = np.array(target[:count])
+        residual = np.array(residual[:count])
         scores = None
         if self.options["candidates"] > 1:
             for b, n in enumerate(prepared.lengths):
