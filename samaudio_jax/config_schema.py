@@ -100,6 +100,21 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.worker_count = 0
     c.data.prefetch_buffer_size = 2
     c.data.shuffle_seed = 0
+    c.data.target_rms_db = -20.0  # target loudness (RMS dBFS) before mixing
+    c.data.max_spans = 4  # K of the (B, K, 3) span array
+    c.data.description_bytes = 128  # fixed width of the UTF-8 description array
+    c.data.text_dropout = 0.0  # pipeline-side prompt dropout (train.cond_dropout is separate)
+    c.data.span_dropout = 0.0
+    c.data.activity_threshold_db = -35.0  # "+" spans: frames within this of the loudest
+    c.data.distinct_descriptions = True  # other sources never share the target's description
+    c.data.read_threads = 4
+    c.data.min_input_rate = 8000  # make-shards rejects files recorded below this rate
+    c.data.max_shard_bytes = 256 << 20
+    c.data.synth = ml_collections.ConfigDict()  # samaudio-jax synth
+    c.data.synth.classes = ("tone", "sweep", "clicks", "noise", "note")
+    c.data.synth.clip_seconds = 1.0
+    c.data.synth.train_per_class = 64
+    c.data.synth.test_per_class = 16
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 1000

@@ -19,21 +19,32 @@ COMMANDS = {
         "samaudio_jax.cli.separate",
         "separate a described sound from audio files with a trained model",
     ),
+    "make-shards": (
+        "samaudio_jax.cli.make_shards",
+        "decode a manifest's audio files into ArrayRecord shards",
+    ),
+    "synth": (
+        "samaudio_jax.cli.synth",
+        "write the synthetic corpus (train/ and test/ shard directories)",
+    ),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only `command`'s module is imported (start-up stays fast)."""
     parser = argparse.ArgumentParser(prog="samaudio-jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(sub_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args, rest = parser.parse_known_args(argv)
     unknown = [a for a in rest if not a.startswith("--config.")]
     if unknown:

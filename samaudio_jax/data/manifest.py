@@ -1,0 +1,132 @@
+"""Manifests of audio files to shard: JSONL or CSV rows, validated into ManifestEntry.
+
+Fields (one row per file):
+- path (required): audio file; relative paths resolve against the manifest's directory.
+- description (required): free text, a lowercase noun/verb phrase ("a dog barking");
+  stripped and lowercased here.
+- category (optional): one of CATEGORIES[1:]; empty = "unknown".
+- group (optional): source group, e.g. the stems of one song; members mix time-aligned.
+- spans (optional): where the sound is active, in seconds of the file. JSONL: a list of
+  [start, end] pairs; CSV: "start:end;start:end" or the same JSON list.
+- sample_rate (optional): the rate the file is declared to have; a file whose real rate
+  differs is rejected.
+- id (optional): a name for the example; defaults to the path.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+CATEGORIES = ("unknown", "speech", "music", "instrument", "sfx", "noise")
+CATEGORY_IDS = {name: i for i, name in enumerate(CATEGORIES)}
+REQUIRED_FIELDS = ("path", "description")
+
+
+class ManifestError(ValueError):
+    """A manifest row is malformed; the message names the manifest, row and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestEntry:
+    path: str
+    description: str
+    category: str = "unknown"
+    group: str = ""
+    spans: tuple[tuple[float, float], ...] = ()
+    sample_rate: int | None = None
+    id: str = ""
+
+
+def _parse_spans(value, where: str) -> tuple[tuple[float, float], ...]:
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = json.loads(text)
+        else:
+            value = [part.split(":") for part in text.split(";") if part.strip()]
+    spans = []
+    for k, pair in enumerate(value):
+        try:
+            start, end = (float(x) for x in pair)
+        except (TypeError, ValueError):
+            raise ManifestError(
+                f"{where}: spans[{k}] must be [start, end] seconds, got {pair!r}"
+            ) from None
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
+            raise ManifestError(f"{where}: spans[{k}] must have 0 <= start < end, got {pair!r}")
+        spans.append((start, end))
+    return tuple(spans)
+
+
+def entry_from_row(row: dict, where: str, base_dir: Path | None = None) -> ManifestEntry:
+    """Validates one row (a dict of field -> value); `where` names it in errors."""
+    for name in REQUIRED_FIELDS:
+        value = row.get(name)
+        if value is None or not str(value).strip():
+            raise ManifestError(f"{where}: missing required field {name!r}")
+    path = str(row["path"]).strip()
+    if base_dir is not None and not Path(path).is_absolute():
+        path = str(base_dir / path)
+    category = str(row.get("category") or "unknown").strip().lower()
+    if category not in CATEGORY_IDS:
+        raise ManifestError(f"{where}: category {category!r} is not one of {list(CATEGORIES)}")
+    rate = row.get("sample_rate")
+    if rate in (None, ""):
+        rate = None
+    else:
+        try:
+            rate = int(float(rate))
+        except ValueError:
+            raise ManifestError(f"{where}: sample_rate must be an integer, got {rate!r}") from None
+        if rate <= 0:
+            raise ManifestError(f"{where}: sample_rate must be positive, got {rate}")
+    return ManifestEntry(
+        path=path,
+        description=" ".join(str(row["description"]).split()).lower(),
+        category=category,
+        group=str(row.get("group") or "").strip(),
+        spans=_parse_spans(row.get("spans"), where),
+        sample_rate=rate,
+        id=str(row.get("id") or "").strip() or path,
+    )
+
+
+def read_manifest(path: str | Path) -> list[ManifestEntry]:
+    """Reads a .jsonl/.json-lines or .csv manifest; raises ManifestError naming the row."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest {path}: no such file")
+    base = path.parent
+    entries = []
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                raise ManifestError(f"manifest {path}: empty CSV (no header)")
+            missing = [n for n in REQUIRED_FIELDS if n not in reader.fieldnames]
+            if missing:
+                raise ManifestError(f"manifest {path}: CSV header lacks field(s) {missing}")
+            for line, row in enumerate(reader, start=2):
+                entries.append(entry_from_row(row, f"manifest {path} line {line}", base))
+    else:
+        with open(path, encoding="utf-8") as f:
+            for line, text in enumerate(f, start=1):
+                if not text.strip():
+                    continue
+                where = f"manifest {path} line {line}"
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as e:
+                    raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise ManifestError(
+                        f"{where}: expected a JSON object, got {type(row).__name__}"
+                    )
+                entries.append(entry_from_row(row, where, base))
+    return entries

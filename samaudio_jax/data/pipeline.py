@@ -1,0 +1,344 @@
+"""The Grain input pipeline: shards -> per-process slice -> shuffle -> crop + mix -> batches.
+
+    source = ShardReader(dir)                      # or TfdsRecordSource(tfds.data_source(...))
+    ds = make_dataset(source, PipelineConfig.from_config(cfg.data), batch_size=B, seed=0,
+                      shard_index=jax.process_index(), shard_count=jax.process_count())
+    it = iter(ds)                                  # grain DatasetIterator
+    batch = next(it)                               # dict of numpy arrays, per-process batch
+    state = it.get_state(); it.set_state(state)    # exact resume (also with workers)
+    # With Orbax: args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)) to save,
+    # grain.checkpoint.CheckpointRestore(it) to restore (one JSON file per process).
+    # Globally: jax.make_array_from_process_local_data(sharding, batch[key]) per key.
+    ds = dataset_from_config(cfg, "train")         # all of the above from a full config
+
+Each example is one target record cropped at random to at most N = segment samples and
+mixed with 1..k other sources (members of its source group when it has one, time-aligned;
+otherwise random records of other groups, and with data.distinct_descriptions, of other
+descriptions, so the text prompt stays unambiguous) at SNRs drawn from the configured range.
+Randomness comes from (seed, position in the stream), so it does not depend on workers.
+
+With data.worker_count > 0, batches come from grain mp_prefetch worker processes, started
+by spawn: the calling program needs an `if __name__ == "__main__":` guard.
+
+Batch keys (B = per-process batch size, N = segment samples, K = max_spans, S =
+max_sources, D = description_bytes):
+- mixture, target, residual: (B, N) float32; residual = mixture - target; zero past valid.
+- valid: (B, N) bool, True on real samples (clips shorter than N are padded).
+- spans: (B, K, 3) float32 rows (code, start_s, end_s), code 0 unused / 1 "+" / 2 "-"
+  (samaudio_jax.data.spans encoding); all zero when the span prompt is dropped.
+- category: (B,) int32 index into manifest.CATEGORIES.
+- description: (B, D) uint8 UTF-8 bytes, zero padded; description_length: (B,) int32
+  (0 when the text prompt is dropped).
+- text_ids, text_mask: only with a `tokenize` hook (list[str] -> (ids, mask)).
+- snr_db: (B, S) float32 per other source (0 on unused slots); num_sources: (B,) int32,
+  how many other sources are mixed in.
+- index: (B,) int64 record index of the target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import grain
+import numpy as np
+
+from samaudio_jax.data.manifest import CATEGORY_IDS
+from samaudio_jax.data.mixing import activity_spans, mix_sources, shift_spans, span_prompt
+from samaudio_jax.data.shards import INDEX_NAME, ShardReader
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    sample_rate: int = 48000
+    segment_seconds: float = 10.0
+    min_sources: int = 1
+    max_sources: int = 2
+    snr_db: tuple[float, float] = (-15.0, 15.0)
+    target_rms_db: float = -20.0
+    negative_span_prob: float = 0.3
+    max_spans: int = 4
+    description_bytes: int = 128
+    text_dropout: float = 0.0
+    span_dropout: float = 0.0
+    activity_threshold_db: float = -35.0
+    distinct_descriptions: bool = True
+    read_threads: int = 4
+    worker_count: int = 0
+    prefetch_buffer_size: int = 2
+
+    @property
+    def segment_samples(self) -> int:
+        return int(round(self.segment_seconds * self.sample_rate))
+
+    @classmethod
+    def from_config(cls, data) -> PipelineConfig:
+        """From the `data` section of the ConfigDict (config_schema.default_config())."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: data[k] for k in names if k in data}
+        if "snr_db" in values:
+            values["snr_db"] = tuple(float(x) for x in values["snr_db"])
+        return cls(**values).validated()
+
+    def validated(self) -> PipelineConfig:
+        if not 0 <= self.min_sources <= self.max_sources:
+            raise ValueError(
+                f"data.min_sources {self.min_sources} / max_sources {self.max_sources}: "
+                "need 0 <= min <= max"
+            )
+        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
+            raise ValueError(f"data.snr_db must be (low, high), got {self.snr_db}")
+        if self.segment_samples <= 0:
+            raise ValueError(f"data.segment_seconds must be positive, got {self.segment_seconds}")
+        if self.max_spans < 1:
+            raise ValueError(f"data.max_spans must be >= 1, got {self.max_spans}")
+        return self
+
+
+class MakeExample(grain.transforms.RandomMap):
+    """Record index -> one mixed example (a dict of per-example numpy arrays)."""
+
+    def __init__(self, source, config: PipelineConfig):
+        self.source = source
+        self.config = config
+        records = source.records
+        self.num_records = len(records)
+        self.num_samples = np.array([r["num_samples"] for r in records], np.int64)
+        self.groups: dict[str, list[int]] = {}
+        for i, r in enumerate(records):
+            if r.get("group"):
+                self.groups.setdefault(r["group"], []).append(i)
+        self.group_of = [r.get("group", "") for r in records]
+        self.description_of = [r.get("description", "") for r in records]
+
+    def _others(self, index: int, count: int, rng: np.random.Generator) -> tuple[list, bool]:
+        group = self.group_of[index]
+        members = [i for i in self.groups.get(group, []) if i != index] if group else []
+        if members:
+            picked = rng.permutation(members)[:count]
+            return [int(i) for i in picked], True
+        chosen: list[int] = []
+        for _ in range(count * 16):
+            if len(chosen) == count or self.num_records < 2:
+                break
+            j = int(rng.integers(self.num_records))
+            if j == index or j in chosen or (group and self.group_of[j] == group):
+                continue
+            if self.config.distinct_descriptions and (
+                self.description_of[j] == self.description_of[index]
+            ):
+                continue
+            chosen.append(j)
+        return chosen, False
+
+    def _crop(self, audio: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+        if len(audio) <= length:
+            return audio
+        start = int(rng.integers(len(audio) - length + 1))
+        return audio[start : start + length]
+
+    def random_map(self, index, rng: np.random.Generator) -> dict:
+        cfg = self.config
+        index = int(index)
+        n, rate = cfg.segment_samples, cfg.sample_rate
+        record = self.source[index]
+        audio = record["audio"]
+        length = min(n, len(audio))
+        offset = int(rng.integers(len(audio) - length + 1))
+        target = audio[offset : offset + length]
+        count = int(rng.integers(cfg.min_sources, cfg.max_sources + 1))
+        other_ids, aligned = self._others(index, count, rng)
+        others = []
+        for j in other_ids:
+            other = self.source[j]["audio"]
+            others.append(
+                other[offset : offset + length] if aligned else self._crop(other, length, rng)
+            )
+        snrs = rng.uniform(cfg.snr_db[0], cfg.snr_db[1], size=len(others))
+        mixture, target, residual = mix_sources(target, others, snrs, cfg.target_rms_db)
+
+        duration = length / rate
+        if record.get("spans"):
+            positive = shift_spans(record["spans"], offset / rate, duration)
+        else:
+            positive = activity_spans(target, rate, threshold_db=cfg.activity_threshold_db)
+        spans = span_prompt(positive, duration, cfg.max_spans, cfg.negative_span_prob, rng)
+        if rng.random() < cfg.span_dropout:
+            spans[:] = 0.0
+        text = record.get("description", "").encode("utf-8")[: cfg.description_bytes]
+        if rng.random() < cfg.text_dropout:
+            text = b""
+
+        def padded(x):
+            out = np.zeros(n, np.float32)
+            out[:length] = x
+            return out
+
+        valid = np.zeros(n, bool)
+        valid[:length] = True
+        description = np.zeros(cfg.description_bytes, np.uint8)
+        description[: len(text)] = np.frombuffer(text, np.uint8)
+        snr_out = np.zeros(max(cfg.max_sources, 1), np.float32)
+        snr_out[: len(snrs)] = snrs
+        return {
+            "mixture": padded(mixture),
+            "target": padded(target),
+            "residual": padded(residual),
+            "valid": valid,
+            "spans": spans,
+            "category": np.int32(CATEGORY_IDS.get(record.get("category", "unknown"), 0)),
+            "description": description,
+            "description_length": np.int32(len(text)),
+            "snr_db": snr_out,
+            "num_sources": np.int32(len(others)),
+            "index": np.int64(index),
+        }
+
+
+class Collate:
+    """Stacks examples on axis 0; with `tokenize`, adds text_ids / text_mask."""
+
+    def __init__(self, tokenize: Callable | None = None):
+        self.tokenize = tokenize
+
+    def __call__(self, examples) -> dict:
+        batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+        if self.tokenize is not None:
+            texts = [
+                bytes(d[:n]).decode("utf-8", errors="ignore")
+                for d, n in zip(batch["description"], batch["description_length"], strict=True)
+            ]
+            ids, mask = self.tokenize(texts)
+            batch["text_ids"] = np.asarray(ids)
+            batch["text_mask"] = np.asarray(mask)
+        return batch
+
+
+def descriptions(batch: dict) -> list[str]:
+    """The batch's description strings (empty where the text prompt was dropped)."""
+    return [
+        bytes(d[:n]).decode("utf-8", errors="ignore")
+        for d, n in zip(batch["description"], batch["description_length"], strict=True)
+    ]
+
+
+def make_dataset(
+    source,
+    config: PipelineConfig,
+    batch_size: int,
+    seed: int = 0,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    num_epochs: int | None = None,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+    tokenize: Callable | None = None,
+) -> grain.IterDataset:
+    """The batched IterDataset for one process. Records shard_index::shard_count are this
+    process's targets (disjoint across processes, covering the split); other sources mixed
+    in may come from any record. num_epochs=None repeats forever (reshuffled each epoch);
+    with a finite num_epochs processes may differ by a batch, so stop them together."""
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard_index {shard_index} must be in [0, shard_count={shard_count})")
+    where = getattr(source, "directory", source)
+    if len(source) == 0:
+        raise ValueError(f"{where}: the dataset is empty")
+    rate = getattr(source, "sample_rate", config.sample_rate)
+    if rate != config.sample_rate:
+        raise ValueError(
+            f"{where}: stored at {rate} Hz but data.sample_rate is {config.sample_rate}"
+        )
+    ds = grain.MapDataset.range(len(source))[shard_index::shard_count]
+    if shuffle:
+        ds = ds.shuffle(seed=seed)
+    if num_epochs != 1:
+        ds = ds.repeat(num_epochs)
+    ds = ds.random_map(MakeExample(source, config), seed=seed)
+    ds = ds.to_iter_dataset(
+        grain.ReadOptions(num_threads=config.read_threads, prefetch_buffer_size=8)
+    )
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=Collate(tokenize))
+    if config.worker_count > 0:
+        _ensure_absl_flags_parsed()
+        ds = ds.mp_prefetch(
+            grain.MultiprocessingOptions(
+                num_workers=config.worker_count,
+                per_worker_buffer_size=config.prefetch_buffer_size,
+            )
+        )
+    return ds
+
+
+def _ensure_absl_flags_parsed() -> None:
+    # Grain's workers read absl flags; a program that never ran absl.app has not parsed them.
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def open_split(data, split: str = "train"):
+    """The record source for `split` from the config's data section: TFDS when
+    data.tfds_name is set (prepared under data.dir), else the shard directory
+    data.dir/<split> (or data.dir itself when it is one complete shard directory)."""
+    if not data.dir:
+        raise ValueError("data.dir: empty; give the make-shards / synth output directory")
+    if data.tfds_name:
+        from samaudio_jax.data.tfds_builder import load_tfds_source
+
+        return load_tfds_source(data.dir, split, data.tfds_name)
+    root = Path(data.dir)
+    if (root / split / INDEX_NAME).is_file():
+        return ShardReader(root / split)
+    if (root / INDEX_NAME).is_file():
+        return ShardReader(root)
+    raise ValueError(f"data.dir {root}: neither {split}/{INDEX_NAME} nor {INDEX_NAME} exists")
+
+
+def dataset_from_config(
+    config, split: str = "train", tokenize: Callable | None = None, num_epochs=None
+) -> grain.IterDataset:
+    """make_dataset for this process from a full config: per-process batch =
+    train.global_batch_size / jax.process_count(), shuffle seed data.shuffle_seed."""
+    index, count = process_shard()
+    if config.train.global_batch_size % count:
+        raise ValueError(
+            f"train.global_batch_size {config.train.global_batch_size} is not divisible by "
+            f"the {count} processes"
+        )
+    return make_dataset(
+        open_split(config.data, split),
+        PipelineConfig.from_config(config.data),
+        batch_size=config.train.global_batch_size // count,
+        seed=config.data.shuffle_seed,
+        shard_index=index,
+        shard_count=count,
+        num_epochs=num_epochs,
+        tokenize=tokenize,
+    )
+
+
+def process_shard() -> tuple[int, int]:
+    """(jax.process_index(), jax.process_count()) for make_dataset's sharding."""
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+def save_iterator_state(iterator, path: str | Path) -> None:
+    """Writes iterator.get_state() as JSON, atomically (temp name + rename). For Orbax, use
+    grain.checkpoint.CheckpointSave(iterator) / CheckpointRestore(iterator) instead."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(iterator.get_state()), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def restore_iterator_state(iterator, path: str | Path) -> None:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no saved iterator state")
+    iterator.set_state(json.loads(path.read_text(encoding="utf-8")))

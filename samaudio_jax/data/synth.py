@@ -1,0 +1,132 @@
+"""A synthetic corpus of distinct sound classes, deterministic from a seed.
+
+Each clip is silence, one event of its class at a random time, then silence; the event's
+interval is stored as the record's span. Written through the shard writer as
+<out>/train and <out>/test shard directories.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from samaudio_jax.data.shards import ShardWriter, WriteSummary
+
+
+@dataclasses.dataclass(frozen=True)
+class SoundClass:
+    name: str
+    description: str
+    category: str
+
+
+SOUND_CLASSES = {
+    c.name: c
+    for c in (
+        SoundClass("tone", "a steady pure tone", "sfx"),
+        SoundClass("chord", "a sustained major chord", "music"),
+        SoundClass("sweep", "a rising frequency sweep", "sfx"),
+        SoundClass("clicks", "a fast train of clicks", "sfx"),
+        SoundClass("noise", "a burst of white noise", "noise"),
+        SoundClass("pulse", "a pulsing beep", "sfx"),
+        SoundClass("note", "a plucked string note", "instrument"),
+    )
+}
+DEFAULT_CLASSES = ("tone", "sweep", "clicks", "noise", "note")
+SPLITS = {"train": 0, "test": 1}
+
+
+def _fade(n: int, rate: int, seconds: float = 0.01) -> np.ndarray:
+    k = min(n // 2, max(1, int(seconds * rate)))
+    env = np.ones(n)
+    env[:k] = np.linspace(0.0, 1.0, k)
+    env[n - k :] = np.linspace(1.0, 0.0, k)
+    return env
+
+
+def synth_event(name: str, n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """n samples of one event of class `name` (peak about 1 before gain)."""
+    t = np.arange(n) / rate
+    nyq = rate / 2
+    if name == "tone":
+        f = rng.uniform(0.05, 0.2) * nyq
+        x = np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    elif name == "chord":
+        f = rng.uniform(0.03, 0.08) * nyq
+        x = sum(np.sin(2 * np.pi * f * r * t) for r in (1.0, 1.25, 1.5)) / 3
+    elif name == "sweep":
+        f0, f1 = rng.uniform(0.02, 0.08) * nyq, rng.uniform(0.3, 0.6) * nyq
+        x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * max(t[-1], 1e-9))))
+    elif name == "clicks":
+        x = np.zeros(n)
+        period = max(2, int(rate / rng.uniform(15, 40)))
+        x[rng.integers(period) :: period] = 1.0
+        x[1:] -= 0.5 * x[:-1]
+    elif name == "noise":
+        x = rng.uniform(-1, 1, n)
+    elif name == "pulse":
+        f, rate_hz = rng.uniform(0.15, 0.35) * nyq, rng.uniform(4, 8)
+        x = np.sin(2 * np.pi * f * t) * (np.sin(2 * np.pi * rate_hz * t) > 0)
+    elif name == "note":
+        f = rng.uniform(0.02, 0.06) * nyq
+        harmonics = np.arange(1, 9)
+        harmonics = harmonics[harmonics * f < nyq]
+        x = sum(np.sin(2 * np.pi * f * h * t) / h for h in harmonics)
+        x = x * np.exp(-t * rng.uniform(3, 8)) / np.max(np.abs(x) + 1e-9)
+    else:
+        raise ValueError(f"unknown sound class {name!r}; known: {sorted(SOUND_CLASSES)}")
+    return x * _fade(n, rate)
+
+
+def synth_clip(
+    name: str, rng: np.random.Generator, sample_rate: int, clip_seconds: float
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """(audio, (start_s, end_s)): one event of 40-90 % of the clip at a random offset."""
+    total = int(round(clip_seconds * sample_rate))
+    n = int(total * rng.uniform(0.4, 0.9))
+    start = int(rng.integers(total - n + 1))
+    audio = np.zeros(total, np.float32)
+    audio[start : start + n] = rng.uniform(0.3, 0.9) * synth_event(name, n, sample_rate, rng)
+    return audio, (start / sample_rate, (start + n) / sample_rate)
+
+
+def write_synth_corpus(
+    out_dir: str | Path,
+    seed: int = 0,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    sample_rate: int = 8000,
+    clip_seconds: float = 1.0,
+    train_per_class: int = 64,
+    test_per_class: int = 16,
+    max_shard_bytes: int = 64 << 20,
+    overwrite: bool = False,
+) -> dict[str, WriteSummary]:
+    """Writes <out_dir>/train and <out_dir>/test; returns a summary per split."""
+    for name in classes:
+        if name not in SOUND_CLASSES:
+            raise ValueError(f"unknown sound class {name!r}; known: {sorted(SOUND_CLASSES)}")
+    counts = {"train": train_per_class, "test": test_per_class}
+    summaries = {}
+    for split, split_id in SPLITS.items():
+        summary = WriteSummary()
+        with ShardWriter(Path(out_dir) / split, sample_rate, max_shard_bytes, overwrite) as w:
+            for i in range(counts[split]):
+                for class_id, name in enumerate(classes):
+                    rng = np.random.default_rng([seed, split_id, class_id, i])
+                    audio, span = synth_clip(name, rng, sample_rate, clip_seconds)
+                    sound = SOUND_CLASSES[name]
+                    meta = {
+                        "id": f"{split}/{name}/{i:05d}",
+                        "description": sound.description,
+                        "category": sound.category,
+                        "group": "",
+                        "spans": [list(span)],
+                    }
+                    w.add(meta, audio)
+                    summary.written += 1
+        summary.shards = len(w._shards)
+        summaries[split] = summary
+    return summaries
