@@ -20,6 +20,7 @@ import soundfile
 
 from configs.tiny import get_config
 from samaudio_jax.cli import separate as separate_cli
+from samaudio_jax.cli.main import main as samaudio_main
 from samaudio_jax.sample import batching, loading, rankers
 from samaudio_jax.sample.separate import separate
 
@@ -259,7 +260,8 @@ def test_cli_refuses_bad_spans_solvers_and_missing_checkpoints(tmp_path, capsys)
     assert "expected SIGN:START:END" in capsys.readouterr().err
     assert cli_main(base + ["--checkpoint", str(tmp_path), "--solver", "rk45"]) == 2
     assert "--solver: unknown solver 'rk45'" in capsys.readouterr().err
-    assert cli_main(base + ["--checkpoint", str(tmp_path)]) == 2
+    # Through the real entry point: the subcommand is registered in cli/main.py.
+    assert samaudio_main(base + ["--checkpoint", str(tmp_path)]) == 2
     assert "has no config.json" in capsys.readouterr().err
 
 
