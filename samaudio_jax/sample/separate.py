@@ -173,8 +173,9 @@ def _separate_padded(
     return target, residual
 
 
+@nnx.jit
 def _encode_text(text_encoder, ids, mask):
-    return text_encoder(jnp.asarray(ids), jnp.asarray(mask))
+    return text_encoder(ids, mask)
 
 
 class _Runner:
@@ -185,7 +186,7 @@ class _Runner:
         self.graphdef, self.state = nnx.split((model, codec))
         self.codec = codec
         self.text_encoder = text_encoder
-        self.text_fn = nnx.jit(_encode_text) if text_encoder is not None else None
+        self.text_fn = _encode_text if text_encoder is not None else None
         self.options = dict(
             solver=solver,
             candidates=candidates,
@@ -216,7 +217,9 @@ class _Runner:
         keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], size - count, axis=0)])
         text = text_mask = None
         if self.text_fn is not None:
-            text = self.text_fn(self.text_encoder, padded.text_ids, padded.text_mask)
+            text = self.text_fn(
+                self.text_encoder, jnp.asarray(padded.text_ids), jnp.asarray(padded.text_mask)
+            )
             text_mask = padded.text_mask
         target, residual = _separate_padded(
             self.graphdef,
