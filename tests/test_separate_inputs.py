@@ -137,3 +137,23 @@ def test_wav_writes_are_atomic_and_complete(tmp_path):
     assert rate == RATE
     np.testing.assert_array_equal(back, wav)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav"]
+
+
+def test_persistent_compilation_cache_is_on_by_default(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (
+        "import jax\n"
+        "from samaudio_jax.sample.separate import enable_compilation_cache\n"
+        "print(enable_compilation_cache(), jax.config.jax_compilation_cache_dir)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=root, SAMAUDIO_JAX_CACHE_DIR=str(tmp_path / "xla"))
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [str(tmp_path / "xla")] * 2
+    assert (tmp_path / "xla").is_dir()

@@ -39,9 +39,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="solver steps (default: config)")
     parser.add_argument("--candidates", type=int, default=None, help="candidates to rank")
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
-    parser.add_argument("--batch_size", type=int, default=8, help="inputs per device batch")
+    parser.add_argument("--batch_size", type=int, default=None, help="inputs per jitted call")
     parser.add_argument("--no_plot", action="store_true", help="skip the spectrogram PNG")
-    parser.add_argument("--cache_dir", default=None, help="JAX compilation cache folder")
+    parser.add_argument(
+        "--cache_dir",
+        default=None,
+        help="JAX persistent compilation cache folder (default ~/.cache/samaudio_jax/xla or "
+        "$SAMAUDIO_JAX_CACHE_DIR; 'none' = off)",
+    )
 
 
 def parse_span(text: str) -> tuple[str, float, float]:
@@ -147,7 +152,6 @@ def _run(args, overrides) -> int:
 
     from samaudio_jax.cli.config_loader import apply_overrides
     from samaudio_jax.sample import audio_io, loading, solvers
-    from samaudio_jax.sample.separate import DEFAULT_CACHE_DIR
 
     if args.solver is not None:
         solvers.check_solver(args.solver, where="--solver")
@@ -160,6 +164,8 @@ def _run(args, overrides) -> int:
         options["steps"] = args.steps
     if args.candidates is not None:
         options["candidates"] = args.candidates
+    if args.cache_dir is not None:
+        options["cache_dir"] = args.cache_dir
     rate = separator.codec.sample_rate
     out = pathlib.Path(args.out)
     key = jax.random.key(args.seed)
@@ -174,9 +180,12 @@ def _run(args, overrides) -> int:
             bar.close()
             bar = None
 
-    items = tqdm(range(0, len(jobs), args.batch_size), desc="batches", disable=len(jobs) <= 1)
+    batch_size = args.batch_size or int(separator.config.sample.max_batch)
+    if batch_size < 1:
+        raise ValueError(f"--batch_size: expected >= 1, got {batch_size}")
+    items = tqdm(range(0, len(jobs), batch_size), desc="batches", disable=len(jobs) <= 1)
     for first in items:
-        group = jobs[first : first + args.batch_size]
+        group = jobs[first : first + batch_size]
         mixtures = [
             audio_io.load_audio(j["input"], rate, where=f"--input ({j['input']})") for j in group
         ]
@@ -185,9 +194,8 @@ def _run(args, overrides) -> int:
             [j["description"] for j in group],
             [j["spans"] for j in group],
             key=jax.random.fold_in(key, first),
-            max_batch=args.batch_size,
+            max_batch=batch_size,
             progress=progress,
-            cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
             **options,
         )
         for j, mixture, target, residual in zip(group, mixtures, result.target, result.residual):

@@ -129,7 +129,11 @@ class Separator:
             overlap_seconds=s.overlap_seconds,
             prediction=self.config.model.prediction,
             sigma_min=self.config.train.sigma_min,
+            max_batch=s.get("max_batch", 8),
         )
+        cache = s.get("compilation_cache_dir", "")
+        if cache:
+            options["cache_dir"] = None if cache == "none" else cache
         options.update(kw)
         key = jax.random.key(self.config.seed) if key is None else key
         return separate(

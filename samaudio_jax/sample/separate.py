@@ -57,18 +57,23 @@ CLEAN_TIME_EPS = 1e-3
 PADDING_AWARE_GUARD_FRAMES = 2
 
 
-def enable_compilation_cache(cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR) -> None:
-    """Turns on JAX's persistent compilation cache in `cache_dir` unless one is already set.
+def enable_compilation_cache(cache_dir: str | os.PathLike | None = "default") -> str | None:
+    """Turns on JAX's persistent compilation cache in `cache_dir` unless one is already set;
+    returns the cache folder in use (None when off).
 
-    The environment variable SAMAUDIO_JAX_CACHE_DIR overrides the default; None or "" leaves
-    the cache as it is.
+    "default" means $SAMAUDIO_JAX_CACHE_DIR or DEFAULT_CACHE_DIR; None, "" or "none" leave
+    the cache off.
     """
-    cache_dir = os.environ.get("SAMAUDIO_JAX_CACHE_DIR", cache_dir)
-    if not cache_dir or jax.config.jax_compilation_cache_dir:
-        return
+    if cache_dir == "default":
+        cache_dir = os.environ.get("SAMAUDIO_JAX_CACHE_DIR") or DEFAULT_CACHE_DIR
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    if not cache_dir or str(cache_dir).lower() == "none":
+        return None
     pathlib.Path(cache_dir).mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    return str(cache_dir)
 
 
 @dataclasses.dataclass
@@ -114,6 +119,7 @@ def _separate_padded(
     graphdef,
     state,
     waveforms,
+    lengths,
     valid,
     text_features,
     text_mask,
@@ -137,7 +143,7 @@ def _separate_padded(
     def repeat(a):
         return None if a is None else jnp.repeat(a, candidates, axis=0)
 
-    mixture = codec.encode(waveforms)
+    mixture = codec.encode(waveforms, num_samples=lengths)
     batch, frames, latent = mixture.shape
     valid_k = repeat(valid)
     features = repeat(jnp.concatenate([mixture, mixture], axis=-1))
@@ -168,8 +174,9 @@ def _separate_padded(
         x1, _ = solvers.integrate_adaptive(field, noise, (), 0.0, 1.0, rtol, atol, method=solver)
     else:
         x1 = solvers.integrate_fixed(solver, field, noise, grid)
-    target = codec.decode(x1[..., :latent]).reshape(batch, candidates, -1)
-    residual = codec.decode(x1[..., latent:]).reshape(batch, candidates, -1)
+    frames_k = jnp.sum(valid_k, axis=1)
+    target = codec.decode(x1[..., :latent], num_frames=frames_k).reshape(batch, candidates, -1)
+    residual = codec.decode(x1[..., latent:], num_frames=frames_k).reshape(batch, candidates, -1)
     return target, residual
 
 
@@ -225,6 +232,7 @@ class _Runner:
             self.graphdef,
             self.state,
             self._put(padded.waveforms),
+            self._put(padded.lengths.astype(np.int32)),
             self._put(padded.valid),
             self._put(text),
             self._put(text_mask),
@@ -288,7 +296,7 @@ def separate(
     chunk_seconds: float | None = 30.0,
     overlap_seconds: float = 2.0,
     progress: Callable[[int, int], None] | None = None,
-    cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
+    cache_dir: str | os.PathLike | None = "default",
 ) -> SeparationResult:
     """Separates each input by its description (and spans / video features).
 
@@ -299,7 +307,8 @@ def separate(
     the model's (`velocity` for the release, `clean` converts the x1 estimate to a velocity).
     `video_features[i]` is (Dv, T_i) at the latent frame rate. Inputs longer than
     `chunk_seconds` (None: never) are chunked with `overlap_seconds` cross-fades; `progress`
-    is then called as chunks finish.
+    is then called as chunks finish. `cache_dir`: the persistent compilation cache
+    (`enable_compilation_cache`; None or "none" leaves it off).
     """
     solvers.check_solver(solver)
     if candidates < 1:
