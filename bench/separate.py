@@ -163,16 +163,14 @@ def main() -> int:
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__} "
           f"(threads: the faster of 1 and {os.cpu_count()}), {os.cpu_count()} CPUs; "
           f"T={FRAMES}, midpoint x {STEPS} steps, batch 1")  # fmt: skip
-    rows = []
+    print(f"{'network':<8} {'runs':>4} {'jax s':>9} {'torch s':>9} {'threads':>7} "
+          f"{'speed-up':>9} {'compile s':>10} {'max rel diff':>13}", flush=True)  # fmt: skip
     for name in args.configs.split(","):
         repeats = args.small_repeats if name == "small" else args.repeats
-        rows.append((bench_network(name, repeats), repeats))
-    print(f"{'network':<8} {'runs':>4} {'jax s':>9} {'torch s':>9} {'threads':>7} "
-          f"{'speed-up':>9} {'compile s':>10} {'max rel diff':>13}")  # fmt: skip
-    for r, repeats in rows:
+        r = bench_network(name, repeats)
         print(f"{r['name']:<8} {repeats:>4} {r['jax']:>9.3f} {r['torch']:>9.3f} "
               f"{r['threads']:>7} {r['torch'] / r['jax']:>8.2f}x {r['compile']:>10.1f} "
-              f"{r['error']:>13.2e}")  # fmt: skip
+              f"{r['error']:>13.2e}", flush=True)  # fmt: skip
     if "tiny" in args.configs.split(","):
         median, compile_s = bench_tiny_separate(args.repeats)
         print(f"tiny separate() end to end (codec + text + ODE, 250 frames): {median:.3f} s "
