@@ -157,3 +157,19 @@ def test_persistent_compilation_cache_is_on_by_default(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == [str(tmp_path / "xla")] * 2
     assert (tmp_path / "xla").is_dir()
+
+
+@pytest.mark.parametrize("sigma_min", [0.0, 0.05])
+def test_clean_prediction_converts_to_the_flow_velocity(sigma_min):
+    from samaudio_jax.sample.separate import velocity_from_clean
+
+    rng = np.random.default_rng(4)
+    x0, x1 = rng.normal(size=(2, 3, 6, 4))
+    for t in (0.0, 0.3, 0.9):
+        x_t = (1 - (1 - sigma_min) * t) * x0 + t * x1
+        u = x1 - (1 - sigma_min) * x0
+        np.testing.assert_allclose(
+            np.asarray(velocity_from_clean(x1, x_t, t, sigma_min)), u, rtol=1e-5, atol=1e-5
+        )
+    # At t = 1 the denominator is held away from zero instead of dividing by it.
+    assert np.isfinite(np.asarray(velocity_from_clean(x1, x1, 1.0))).all()
