@@ -45,6 +45,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from samaudio_jax.data.spans import validate_spans
 from samaudio_jax.sample import audio_io, batching, long_audio, rankers, solvers
 
 DEFAULT_CACHE_DIR = os.path.join(
@@ -353,6 +354,14 @@ def separate(
 
     rate, hop = codec.sample_rate, codec.hop_length
     waves = [audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)]
+    chunk = None if chunk_seconds is None else int(round(chunk_seconds * rate))
+    for i, wave in enumerate(waves):  # every input is checked before any work starts
+        validate_spans([tuple(x) for x in spans[i] or ()], wave.shape[0] / rate, f"spans[{i}]")
+        if chunk is not None and wave.shape[0] > chunk and videos[i] is not None:
+            raise ValueError(
+                f"video_features[{i}]: inputs longer than chunk_seconds={chunk_seconds} are "
+                "separated in chunks, which does not take video features yet"
+            )
     keys = batching.as_item_keys(key, count)
     runner = _Runner(
         model,
@@ -387,7 +396,6 @@ def separate(
         )
 
     results: list = [None] * count
-    chunk = None if chunk_seconds is None else int(round(chunk_seconds * rate))
     short = [i for i in range(count) if chunk is None or waves[i].shape[0] <= chunk]
     long = [i for i in range(count) if i not in short]
     chunk_frames = None if chunk is None else batching.bucket_frames(-(-chunk // hop) + guard)
@@ -408,14 +416,6 @@ def separate(
             )
 
     for i in long:
-        if videos[i] is not None:
-            raise ValueError(
-                f"video_features[{i}]: inputs longer than chunk_seconds={chunk_seconds} are "
-                "separated in chunks, which does not take video features yet"
-            )
-        batching.prepare_batch(
-            [waves[i]], [descriptions[i]], [spans[i]], None, sample_rate=rate, hop_length=hop
-        )  # validates the spans against the whole input
         item_key = keys[i]
 
         def separate_chunks(chunks, chunk_spans, first_index, i=i, item_key=item_key):
