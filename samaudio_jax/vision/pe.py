@@ -224,7 +224,8 @@ class PEVisionTower(nnx.Module):
             rngs, jax.nn.initializers.normal(scale), (w, cfg.output_dim), ("embed", None), pdt
         )
 
-    def __call__(self, frames: jax.Array) -> jax.Array:
+    def __call__(self, frames: jax.Array, normalize: bool = True) -> jax.Array:
+        """(N, S, S, 3) normalised frames -> (N, output_dim) float32 (unit norm if `normalize`)."""
         cfg = self.cfg
         n, h, w_px, c = frames.shape
         if (h, w_px, c) != (cfg.image_size, cfg.image_size, 3):
@@ -245,5 +246,7 @@ class PEVisionTower(nnx.Module):
         x = self.ln_post(x)
         pooled = self.attn_pool(x)
         out = jnp.dot(pooled.astype(jnp.float32), self.proj[...].astype(jnp.float32))
+        if not normalize:
+            return out
         norm = jnp.sqrt(jnp.sum(out * out, axis=-1, keepdims=True))
         return out / jnp.maximum(norm, 1e-12)

@@ -1,0 +1,96 @@
+"""Per-latent-frame visual features: the PE-Core tower run over masked frames, batched.
+
+FrameEncoder jits the tower once per batch size and runs any number of frames through it in
+fixed-size chunks (the last chunk zero-padded, so one compilation serves every clip).
+clip_features gives (T, D) for one clip, the array a data shard stores per example;
+flow_video_features stacks such arrays into the flow network's (B, D, T), zeros where an
+example has no video or is shorter.
+
+Training with visual prompts (how the data pipeline carries them): make-shards runs
+clip_features on each example's masked video at the latent rate (T = ceil(seconds * 25)) and
+stores it as a float16/float32 array "video_features" (T, 1024) next to the audio; the
+pipeline crops it with the same frame offsets as the audio segment, pads with zeros to the
+segment length, and the train step transposes the batch to (B, 1024, T). Visual-prompt
+dropout replaces an example's features with zeros (the release's "no video" input, which
+still runs through align_masked_video), with probability train.cond_dropout.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from samaudio_jax.vision.pe import PEVisionTower
+from samaudio_jax.vision.video import Video, masked_frames_for_latents
+
+
+class FrameEncoder:
+    """Runs a PEVisionTower over (N, S, S, 3) frames in jitted chunks of `batch_size`."""
+
+    def __init__(self, tower: PEVisionTower, batch_size: int = 32, normalize: bool = True):
+        if batch_size <= 0:
+            raise ValueError(f"vision.batch_size must be > 0, got {batch_size}")
+        self.cfg = tower.cfg
+        self.batch_size = int(batch_size)
+        self._graphdef, self._state = nnx.split(tower)
+
+        @jax.jit
+        def run(state, frames):
+            return nnx.merge(self._graphdef, state)(frames, normalize=normalize)
+
+        self._run = run
+
+    def __call__(self, frames: jax.Array | np.ndarray) -> jax.Array:
+        """(N, S, S, 3) normalised frames -> (N, output_dim) float32 (unit norm by default)."""
+        frames = jnp.asarray(frames)
+        n = frames.shape[0]
+        if n == 0:
+            return jnp.zeros((0, self.cfg.output_dim), jnp.float32)
+        b = min(self.batch_size, n)
+        outs = []
+        for start in range(0, n, b):
+            chunk = frames[start : start + b]
+            pad = b - chunk.shape[0]
+            if pad:
+                chunk = jnp.concatenate([chunk, jnp.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+            outs.append(self._run(self._state, chunk)[: b - pad])
+        return jnp.concatenate(outs, axis=0)
+
+
+def clip_features(
+    encoder: FrameEncoder,
+    video: Video | str | os.PathLike,
+    num_latent_frames: int,
+    mask: Video | np.ndarray | str | os.PathLike | None = None,
+    *,
+    hop_length: int = 1920,
+    sample_rate: int = 48000,
+) -> jax.Array:
+    """(num_latent_frames, output_dim): one embedding of the masked frame at each latent frame."""
+    frames = masked_frames_for_latents(
+        video,
+        num_latent_frames,
+        mask,
+        hop_length=hop_length,
+        sample_rate=sample_rate,
+        image_size=encoder.cfg.image_size,
+    )
+    return encoder(frames)
+
+
+def flow_video_features(per_example: list[jax.Array | np.ndarray | None], length: int, dim: int):
+    """Stacks (T_i, dim) arrays (None = no video) into (B, dim, length), zero padded/cropped."""
+    out = np.zeros((len(per_example), dim, length), np.float32)
+    for i, feats in enumerate(per_example):
+        if feats is None:
+            continue
+        feats = np.asarray(feats, np.float32)
+        if feats.ndim != 2 or feats.shape[1] != dim:
+            raise ValueError(f"video features {i}: expected (T, {dim}), got {feats.shape}")
+        t = min(length, feats.shape[0])
+        out[i, :, :t] = feats[:t].T
+    return jnp.asarray(out)
