@@ -10,13 +10,10 @@ import pytest
 
 from samaudio_jax.checkpoint.vision_io import load_vision_part
 from samaudio_jax.vision.features import FrameEncoder
-from samaudio_jax.vision.pe import PEConfig, rope_angles
-from tests.vision_reference import random_visual_state, run_timm, vision_python
+from samaudio_jax.vision.pe import rope_angles
+from tests.vision_reference import SMALL_PE, random_visual_state, run_timm, vision_python
 
-# grid 5x5 (rows != columns matter for RoPE), head_dim 16, 2 pool heads, output != width
-CFG = PEConfig(
-    image_size=40, patch_size=8, width=64, layers=2, heads=4, pool_heads=2, output_dim=48
-)
+CFG = SMALL_PE
 
 
 def _python_or_skip() -> str:

@@ -22,6 +22,10 @@ from samaudio_jax.vision.pe import PEConfig
 
 HELPER = pathlib.Path(__file__).parent / "helpers" / "timm_pe_reference.py"
 DEFAULT_PYTHON = "/work/venv-vision/bin/python"
+# grid 5x5 (rows and columns both matter for RoPE), head_dim 16, 2 pool heads, output != width
+SMALL_PE = PEConfig(
+    image_size=40, patch_size=8, width=64, layers=2, heads=4, pool_heads=2, output_dim=48
+)
 
 
 def vision_python() -> str | None:
