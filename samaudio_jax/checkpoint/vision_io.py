@@ -10,6 +10,7 @@ dtypes. register() plugs both into release_io's part registry.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from samaudio_jax.checkpoint import release_io, vision_keys
+from samaudio_jax.checkpoint.release_config import read_release_config
 from samaudio_jax.vision.pe import PEConfig, PEVisionTower
 
 # Head counts that array shapes cannot tell: release vision_encoder name -> (heads, pool heads).
@@ -162,6 +164,30 @@ def _cast(a: np.ndarray, name: str) -> np.ndarray:
 
         return a.astype(ml_dtypes.bfloat16)
     return a.astype(np.dtype(name))
+
+
+def load_vision_tower(path, base: PEConfig | None = None) -> PEVisionTower:
+    """The PEVisionTower of a release directory (or checkpoint file) holding vision_encoder.*.
+
+    Sizes come from the arrays; `base` (e.g. PEConfig.from_config(config.vision)) gives the
+    numerics and head counts, and any size it names must agree with the file's.
+    """
+    state, file = release_io.read_state_dict(path)
+    sub = {k[len(PART_PREFIX) :]: v for k, v in state.items() if k.startswith(PART_PREFIX)}
+    if not sub:
+        raise KeyError(f"{file}: holds no {PART_PREFIX}* keys (no vision encoder)")
+    p = pathlib.Path(path)
+    config_file = (p if p.is_dir() else p.parent) / release_io.CONFIG_FILE
+    release = read_release_config(config_file) if config_file.is_file() else None
+    cfg = pe_config_from_state(sub, release, base, source=file)
+    if base is not None:
+        for field in ("image_size", "patch_size", "width", "layers", "output_dim"):
+            if getattr(base, field) != getattr(cfg, field):
+                raise ValueError(
+                    f"{file}: vision.{field}={getattr(base, field)} in the config, "
+                    f"{getattr(cfg, field)} in the checkpoint"
+                )
+    return load_vision_part(sub, release, cfg).tower
 
 
 def register() -> None:

@@ -82,6 +82,45 @@ def clip_features(
     return encoder(frames)
 
 
+def video_prompt_features(
+    encoder: FrameEncoder,
+    videos: list,
+    num_latent_frames: list[int],
+    length: int,
+    masks: list | None = None,
+    *,
+    hop_length: int = 1920,
+    sample_rate: int = 48000,
+) -> jax.Array:
+    """The flow network's masked_video_features (B, D, length) for a batch: example i uses
+    videos[i] (path, Video or None = no video) masked by masks[i] over its first
+    num_latent_frames[i] frames; padding frames and examples without video are zeros."""
+    if len(videos) != len(num_latent_frames) or (masks is not None and len(masks) != len(videos)):
+        raise ValueError(
+            f"videos ({len(videos)}), num_latent_frames ({len(num_latent_frames)}) and masks "
+            f"({'-' if masks is None else len(masks)}) must have one entry per example"
+        )
+    per_example = []
+    for i, video in enumerate(videos):
+        mask = None if masks is None else masks[i]
+        if video is None:
+            if mask is not None:
+                raise ValueError(f"masks[{i}] is given but videos[{i}] is None")
+            per_example.append(None)
+            continue
+        per_example.append(
+            clip_features(
+                encoder,
+                video,
+                int(num_latent_frames[i]),
+                mask,
+                hop_length=hop_length,
+                sample_rate=sample_rate,
+            )
+        )
+    return flow_video_features(per_example, length, encoder.cfg.output_dim)
+
+
 def flow_video_features(per_example: list[jax.Array | np.ndarray | None], length: int, dim: int):
     """Stacks (T_i, dim) arrays (None = no video) into (B, dim, length), zero padded/cropped."""
     out = np.zeros((len(per_example), dim, length), np.float32)
