@@ -3,36 +3,20 @@ random weights in the release's layout, loaded through the vision_encoder part i
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from samaudio_jax.checkpoint.vision_io import load_vision_part
 from samaudio_jax.vision.features import FrameEncoder
 from samaudio_jax.vision.pe import rope_angles
-from tests.vision_reference import SMALL_PE, random_visual_state, run_timm, vision_python
+from tests.vision_reference import SMALL_PE, random_visual_state, run_timm, vision_python_or_skip
 
 CFG = SMALL_PE
 
 
-def _python_or_skip() -> str:
-    python = vision_python()
-    if python is None:
-        msg = (
-            "timm reference venv not found: set SAMAUDIO_VISION_PYTHON or build "
-            "/work/venv-vision (python3 -m venv /work/venv-vision && /work/venv-vision/bin/pip "
-            "install torch==2.14.1 torchvision==0.29.1 timm numpy)"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return python
-
-
 @pytest.fixture(scope="module")
 def reference():
-    python = _python_or_skip()
+    python = vision_python_or_skip()
     state = random_visual_state(CFG, seed=3)
     rng = np.random.default_rng(4)
     frames = rng.uniform(-1, 1, (3, CFG.image_size, CFG.image_size, 3)).astype(np.float32)
@@ -40,9 +24,9 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def encoder(reference):
-    """Jitted in chunks of 2 frames: 3 frames run as 2 + (1 + 1 padding)."""
-    return FrameEncoder(load_vision_part(reference[0], base=CFG).tower, batch_size=2)
+def encoder():
+    """The reference's weights, jitted in chunks of 2 frames: 3 frames run as 2 + (1 + 1 pad)."""
+    return FrameEncoder(load_vision_part(random_visual_state(CFG, seed=3), base=CFG).tower, 2)
 
 
 def _rel(a, b) -> float:
@@ -65,8 +49,8 @@ def test_normalized_embeddings_in_padded_chunks_match_timm(reference, encoder):
     np.testing.assert_allclose(np.linalg.norm(np.asarray(out), axis=-1), 1.0, rtol=1e-5)
 
 
-def test_rope_is_live_a_transposed_frame_gives_another_embedding(reference, encoder):
-    _, frames, _ = reference
+def test_rope_is_live_a_transposed_frame_gives_another_embedding(encoder):
+    frames = np.random.default_rng(4).uniform(-1, 1, (3, CFG.image_size, CFG.image_size, 3))
     a = np.asarray(encoder(frames))
     b = np.asarray(encoder(frames.transpose(0, 2, 1, 3)))
     assert np.max(np.abs(a - b)) > 1e-3

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from samaudio_jax.vision import video as V
+from tests.vision_reference import torchvision_resize, vision_python_or_skip
 
 SIZE = 28  # frames already at the tower's size: the bicubic resize is then the identity
 
@@ -156,3 +157,20 @@ def test_unreadable_or_missing_video_is_an_error(tmp_path):
         V.read_video(bad)
     with pytest.raises(FileNotFoundError, match="no such file"):
         V.read_video(tmp_path / "missing.mp4")
+
+
+@pytest.mark.slow
+def test_resize_matches_torchvision_bicubic_on_uint8_frames():
+    """The release preprocesses with torchvision's Resize(BICUBIC) (antialiased) on uint8."""
+    python = vision_python_or_skip()
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[0:90, 0:120]
+    smooth = 127 + 100 * np.sin(xx / 7.0) * np.cos(yy / 5.0)
+    frames = np.clip(smooth[None, ..., None] + rng.normal(0, 20, (2, 90, 120, 3)), 0, 255)
+    frames = frames.astype(np.uint8)
+    inputs = {"down_40": frames, "up_64": frames[:, :30, :40]}
+    reference = torchvision_resize(python, inputs)
+    for name, src in inputs.items():
+        size = int(name.split("_")[1])
+        ours = np.round((np.asarray(V.preprocess_frames(src, size)) + 1.0) * 127.5)
+        assert np.max(np.abs(ours - reference[name].astype(np.float64))) <= 1.0, name

@@ -1,7 +1,7 @@
 """Random PE-Core weights in the release's layout, and timm's model run on them in the
 vision venv (a subprocess: torchvision cannot live in the project's venv).
 
-The venv's python comes from SAMAUDIO_VISION_PYTHON, else /work/venv-vision/bin/python.
+The helpers run in that venv (tests/helpers/*.py); its python comes from SAMAUDIO_VISION_PYTHON, else /work/venv-vision/bin/python.
 Build it with:
     python3 -m venv /work/venv-vision
     /work/venv-vision/bin/pip install torch==2.14.1 torchvision==0.29.1 timm numpy
@@ -20,7 +20,7 @@ import numpy as np
 from samaudio_jax.checkpoint import vision_keys
 from samaudio_jax.vision.pe import PEConfig
 
-HELPER = pathlib.Path(__file__).parent / "helpers" / "timm_pe_reference.py"
+HELPERS = pathlib.Path(__file__).parent / "helpers"
 DEFAULT_PYTHON = "/work/venv-vision/bin/python"
 # grid 5x5 (rows and columns both matter for RoPE), head_dim 16, 2 pool heads, output != width
 SMALL_PE = PEConfig(
@@ -32,6 +32,42 @@ def vision_python() -> str | None:
     """The vision venv's python, or None when it does not exist."""
     path = os.environ.get("SAMAUDIO_VISION_PYTHON") or DEFAULT_PYTHON
     return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+
+
+def vision_python_or_skip() -> str:
+    """The vision venv's python; without it the calling test fails under CI=true, else skips."""
+    import pytest
+
+    python = vision_python()
+    if python is None:
+        msg = (
+            "timm/torchvision reference venv not found: set SAMAUDIO_VISION_PYTHON or build "
+            "/work/venv-vision (python3 -m venv /work/venv-vision && /work/venv-vision/bin/pip "
+            "install torch==2.14.1 torchvision==0.29.1 timm numpy)"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return python
+
+
+def _run_helper(python: str, script: str, arrays: dict, extra_args=(), timeout: float = 600):
+    """Runs tests/helpers/<script> IN.npz OUT.npz in the vision venv; returns OUT's arrays."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = pathlib.Path(tmp) / "in.npz", pathlib.Path(tmp) / "out.npz"
+        np.savez(src, **arrays)
+        cmd = [python, str(HELPERS / script), str(src), str(dst), *map(str, extra_args)]
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{script} failed ({python}):\n{proc.stderr[-4000:]}")
+        with np.load(dst) as out:
+            return {k: out[k] for k in out.files}
+
+
+def torchvision_resize(python: str, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """torchvision Resize(BICUBIC) of uint8 (N, H, W, 3) arrays named `<name>_<size>`."""
+    return _run_helper(python, "torchvision_resize.py", frames)
 
 
 def random_visual_state(cfg: PEConfig, seed: int = 0) -> dict[str, np.ndarray]:
@@ -107,19 +143,10 @@ def run_timm(
     timeout: float = 600,
 ) -> dict[str, np.ndarray]:
     """timm's outputs (raw, normalized, seconds) for `frames_nhwc` (N, S, S, 3)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = pathlib.Path(tmp) / "in.npz", pathlib.Path(tmp) / "out.npz"
-        arrays = {"visual." + k[len(vision_keys.VISUAL) :]: v for k, v in visual_state.items()}
-        arrays["frames"] = np.ascontiguousarray(
-            np.asarray(frames_nhwc, np.float32).transpose(0, 3, 1, 2)
-        )
-        arrays["model_args"] = np.asarray(json.dumps(timm_model_args(cfg)))
-        np.savez(src, **arrays)
-        cmd = [python, str(HELPER), str(src), str(dst), "--repeats", str(repeats)]
-        cmd += ["--threads", str(threads)]
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(f"timm reference failed ({python}):\n{proc.stderr[-4000:]}")
-        with np.load(dst) as out:
-            return {k: out[k] for k in out.files}
+    arrays = {"visual." + k[len(vision_keys.VISUAL) :]: v for k, v in visual_state.items()}
+    arrays["frames"] = np.ascontiguousarray(
+        np.asarray(frames_nhwc, np.float32).transpose(0, 3, 1, 2)
+    )
+    arrays["model_args"] = np.asarray(json.dumps(timm_model_args(cfg)))
+    args = ("--repeats", repeats, "--threads", threads)
+    return _run_helper(python, "timm_pe_reference.py", arrays, args, timeout)
