@@ -26,7 +26,9 @@ T = 12
 @pytest.fixture(scope="module")
 def encoder():
     # built from arrays (no per-op compilation of a random init)
-    return FrameEncoder(load_vision_part(random_visual_state(SMALL_PE, seed=5)).tower, batch_size=8)
+    return FrameEncoder(
+        load_vision_part(random_visual_state(SMALL_PE, seed=5), base=SMALL_PE).tower, 8
+    )
 
 
 def _video(seed: int, n: int = 8, fps: int = 10) -> V.Video:
@@ -93,3 +95,42 @@ def test_vision_tower_loads_from_a_release_dir_and_checks_the_config(tmp_path):
     )
     with pytest.raises(ValueError, match=r"vision.layers=3 in the config, 2 in the checkpoint"):
         load_vision_tower(src, dataclasses.replace(SMALL_PE, layers=3))
+
+
+def test_video_features_cli_writes_the_clip_features(tmp_path, encoder):
+    from samaudio_jax.cli.main import main
+
+    m = small_model_config(video_dim=SMALL_PE.output_dim)
+    vision = {"vision_encoder." + k: v for k, v in random_visual_state(SMALL_PE, seed=5).items()}
+    release = write_release_dir(tmp_path / "rel", m, random_release_state_dict(m), extra=vision)
+    video = _video(6)
+    path = tmp_path / "clip.mkv"
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 50, 30, "bgr0"
+        for f in video.frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    sizes = [
+        f"--config.vision.{k}={getattr(SMALL_PE, k)}"
+        for k in (
+            "image_size",
+            "patch_size",
+            "width",
+            "layers",
+            "heads",
+            "pool_heads",
+            "output_dim",
+        )
+    ]
+    argv = ["video-features", "--video", str(path), "--out", str(tmp_path / "f.npy")]
+    argv += ["--seconds", "0.4", f"--config.vision.checkpoint={release}", *sizes]
+    assert main(argv) == 0
+    got = np.load(tmp_path / "f.npy")
+    assert got.shape == (10, SMALL_PE.output_dim)  # ceil(0.4 s * 25)
+    expected = np.asarray(encoder(V.masked_frames_for_latents(video, 10, image_size=40)))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
