@@ -94,3 +94,15 @@ def test_a_missing_or_misshapen_key_is_an_error_naming_it():
         ValueError, match=r"model.visual.ln_post.weight' has shape \(7,\), expected \(64,\)"
     ):
         load_vision_part(broken, base=CFG)
+
+
+def test_bfloat16_compute_stays_close_to_float32(encoder):
+    import dataclasses
+
+    frames = np.random.default_rng(4).uniform(-1, 1, (3, CFG.image_size, CFG.image_size, 3))
+    bf16 = dataclasses.replace(CFG, dtype="bfloat16")
+    low = FrameEncoder(load_vision_part(random_visual_state(CFG, seed=3), base=bf16).tower, 2)
+    a, b = np.asarray(encoder(frames)), np.asarray(low(frames))
+    assert b.dtype == np.float32
+    cosine = np.sum(a * b, axis=-1)  # both unit norm
+    assert np.all(cosine > 0.99) and np.max(np.abs(a - b)) > 0  # close, and really bf16

@@ -14,15 +14,12 @@ first frame (frame index / average rate when a stream carries none).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
