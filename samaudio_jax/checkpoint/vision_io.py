@@ -190,6 +190,20 @@ def load_vision_tower(path, base: PEConfig | None = None) -> PEVisionTower:
     return load_vision_part(sub, release, cfg).tower
 
 
+def frame_encoder_from_config(vision):
+    """A FrameEncoder for config.vision: weights from vision.checkpoint, sizes and numerics
+    from the section (they must agree with the file)."""
+    from samaudio_jax.vision.features import FrameEncoder
+
+    if not vision.checkpoint:
+        raise ValueError(
+            "config.vision.checkpoint is empty: video prompts need PE-Core weights (a release "
+            "directory or file holding vision_encoder.*)"
+        )
+    tower = load_vision_tower(vision.checkpoint, PEConfig.from_config(vision))
+    return FrameEncoder(tower, batch_size=int(vision.batch_size))
+
+
 def register() -> None:
     """Makes release_io load and save `vision_encoder.*` through this module."""
     release_io.register_part(

@@ -30,16 +30,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args, overrides) -> int:
-    from samaudio_jax.checkpoint.vision_io import load_vision_tower
-    from samaudio_jax.vision.features import FrameEncoder, clip_features
-    from samaudio_jax.vision.pe import PEConfig
+    from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
+    from samaudio_jax.vision.features import clip_features
     from samaudio_jax.vision.video import read_video
 
     config = load_config(args.config, overrides) if args.config else default_config()
     if not args.config:
         apply_overrides(config, overrides)
-    if not config.vision.checkpoint:
-        raise SystemExit("video-features: set --config.vision.checkpoint=<release dir or file>")
     hop, rate = int(config.codec.hop_length), int(config.codec.sample_rate)
     video = read_video(args.video)
     if args.frames > 0:
@@ -47,8 +44,7 @@ def run(args, overrides) -> int:
     else:
         seconds = args.seconds if args.seconds > 0 else video.duration
         frames = math.ceil(seconds * rate / hop)
-    tower = load_vision_tower(config.vision.checkpoint, PEConfig.from_config(config.vision))
-    encoder = FrameEncoder(tower, batch_size=int(config.vision.batch_size))
+    encoder = frame_encoder_from_config(config.vision)
     feats = np.asarray(
         clip_features(encoder, video, frames, args.mask or None, hop_length=hop, sample_rate=rate)
     )

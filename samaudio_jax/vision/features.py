@@ -82,6 +82,42 @@ def clip_features(
     return encoder(frames)
 
 
+def per_input_video_features(
+    encoder: FrameEncoder,
+    videos: list,
+    num_latent_frames: list[int],
+    masks: list | None = None,
+    *,
+    hop_length: int = 1920,
+    sample_rate: int = 48000,
+) -> list[np.ndarray | None]:
+    """sample.separate's `video_features`: per input (output_dim, T_i) float32, or None where
+    videos[i] is None (no visual prompt)."""
+    if len(videos) != len(num_latent_frames) or (masks is not None and len(masks) != len(videos)):
+        raise ValueError(
+            f"videos ({len(videos)}), num_latent_frames ({len(num_latent_frames)}) and masks "
+            f"({'-' if masks is None else len(masks)}) must have one entry per example"
+        )
+    out = []
+    for i, video in enumerate(videos):
+        mask = None if masks is None else masks[i]
+        if video is None:
+            if mask is not None:
+                raise ValueError(f"masks[{i}] is given but videos[{i}] is None")
+            out.append(None)
+            continue
+        feats = clip_features(
+            encoder,
+            video,
+            int(num_latent_frames[i]),
+            mask,
+            hop_length=hop_length,
+            sample_rate=sample_rate,
+        )
+        out.append(np.asarray(feats, np.float32).T)
+    return out
+
+
 def video_prompt_features(
     encoder: FrameEncoder,
     videos: list,
@@ -95,29 +131,10 @@ def video_prompt_features(
     """The flow network's masked_video_features (B, D, length) for a batch: example i uses
     videos[i] (path, Video or None = no video) masked by masks[i] over its first
     num_latent_frames[i] frames; padding frames and examples without video are zeros."""
-    if len(videos) != len(num_latent_frames) or (masks is not None and len(masks) != len(videos)):
-        raise ValueError(
-            f"videos ({len(videos)}), num_latent_frames ({len(num_latent_frames)}) and masks "
-            f"({'-' if masks is None else len(masks)}) must have one entry per example"
-        )
-    per_example = []
-    for i, video in enumerate(videos):
-        mask = None if masks is None else masks[i]
-        if video is None:
-            if mask is not None:
-                raise ValueError(f"masks[{i}] is given but videos[{i}] is None")
-            per_example.append(None)
-            continue
-        per_example.append(
-            clip_features(
-                encoder,
-                video,
-                int(num_latent_frames[i]),
-                mask,
-                hop_length=hop_length,
-                sample_rate=sample_rate,
-            )
-        )
+    per_input = per_input_video_features(
+        encoder, videos, num_latent_frames, masks, hop_length=hop_length, sample_rate=sample_rate
+    )
+    per_example = [None if f is None else f.T for f in per_input]
     return flow_video_features(per_example, length, encoder.cfg.output_dim)
 
 
