@@ -67,6 +67,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.codec.encoder_hidden_dim = 1024  # encoder output width (quantizer.in_proj input)
     c.codec.decoder_dim = 1536
     c.codec.decoder_rates = (12, 10, 8, 2)
+    c.codec.wm_rates = (8, 5, 4, 2)  # watermark branch strides, one per decoder block
+    c.codec.wm_msg_dim = 128  # watermark message embedding width
     c.codec.decode_chunk_frames = 0  # >0: decode in chunks of this many latent frames
     c.codec.decode_overlap_frames = 4  # frames of context each side of a chunk
 

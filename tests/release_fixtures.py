@@ -76,3 +76,29 @@ def write_release_dir(
     tensors = {k: torch.from_numpy(np.array(v)) for k, v in {**state, **(extra or {})}.items()}
     torch.save(tensors, directory / "checkpoint.pt")
     return directory
+
+
+def numpy_init_flow(m, seed: int = 0):
+    """A SAMAudioFlow for config.model `m` with random weights drawn by numpy (no jax random
+    init to compile: fast on a busy CPU). Norms near 1, gates open, tables non-trivial."""
+    from samaudio_jax.checkpoint.release_io import build_flow
+
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for path, shape in sorted((k, v.shape) for k, v in abstract_flow_params(m).items()):
+        leaf = path.rsplit(".", 1)[-1]
+        if "norm" in path and leaf == "weight":
+            a = 1.0 + 0.2 * rng.standard_normal(shape)
+        elif leaf == "gate":
+            a = rng.uniform(0.3, 0.9, shape)
+        elif len(shape) == 1 or (leaf == "bias"):
+            a = 0.1 * rng.standard_normal(shape)
+        elif "scale_shift_table" in path:
+            a = rng.standard_normal(shape) / math.sqrt(shape[-1])
+        else:
+            fan_in = shape[-2] if leaf != "wo" else shape[-3] * shape[-2]
+            if leaf in ("wq", "wk", "wv"):
+                fan_in = shape[-3]
+            a = rng.standard_normal(shape) / math.sqrt(fan_in)
+        arrays[path] = a.astype(np.float32)
+    return build_flow(m, arrays, seed=seed)

@@ -93,3 +93,15 @@ def test_frame_mask_marks_frames_holding_any_valid_sample():
         [True, False, False],
         [True, True, False],
     ]
+
+
+def test_padded_batch_masks_samples_and_frames_past_each_length():
+    rng = np.random.default_rng(3)
+    wav = rng.standard_normal((2, 40)).astype(np.float32)
+    codec = fr.FrameDCTCodec(8000, 16)
+    lat = np.asarray(codec.encode(jnp.asarray(wav), num_samples=jnp.array([40, 20])))
+    alone = np.asarray(codec.encode(jnp.asarray(wav[1:, :20])))
+    np.testing.assert_allclose(lat[1, :2], alone[0], atol=1e-6)
+    assert np.all(lat[1, 2:] == 0)
+    out = np.asarray(codec.decode(jnp.asarray(lat), num_frames=jnp.array([3, 1])))
+    assert np.all(out[1, 16:] == 0) and _snr_db(wav[0], out[0, :40]) >= 80.0

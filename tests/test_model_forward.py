@@ -10,6 +10,7 @@ from flax import nnx
 
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.model import SAMAudioFlow
+from tests.release_fixtures import numpy_init_flow
 
 B, T, S = 2, 12, 5
 
@@ -52,7 +53,9 @@ def with_gates_open(model):
 
 @pytest.mark.parametrize("scan_layers", [False, True])
 def test_forward_shape_and_text_changes_output(scan_layers):
-    model = SAMAudioFlow(tiny_model_config(scan_layers=scan_layers), rngs=nnx.Rngs(0))
+    m = tiny_model_config(scan_layers=scan_layers)
+    # The real initialiser once (stacked blocks via vmap); numpy weights elsewhere (fast).
+    model = SAMAudioFlow(m, rngs=nnx.Rngs(0)) if scan_layers else numpy_init_flow(m, 0)
     batch = inputs()
     out = run(model, batch)
     assert out.shape == (B, T, 16) and out.dtype == jnp.float32
@@ -64,7 +67,7 @@ def test_forward_shape_and_text_changes_output(scan_layers):
 
 
 def test_masked_text_tokens_do_not_matter():
-    model = SAMAudioFlow(tiny_model_config(), rngs=nnx.Rngs(1))
+    model = numpy_init_flow(tiny_model_config(), 1)
     batch = inputs()
     out = run(model, batch)
     changed = batch["text_features"].at[1, 3:].set(5.0)  # example 1 has 3 valid tokens
@@ -72,7 +75,7 @@ def test_masked_text_tokens_do_not_matter():
 
 
 def test_padded_audio_frames_do_not_reach_valid_frames_with_padding_aware_groupnorm():
-    model = SAMAudioFlow(tiny_model_config(padding_aware_groupnorm=True), rngs=nnx.Rngs(2))
+    model = numpy_init_flow(tiny_model_config(padding_aware_groupnorm=True), 2)
     batch = inputs()
     out = run(model, batch)
     # Example 1 has 7 valid frames; two k=3 convs reach 2 frames past the edge.
@@ -88,14 +91,14 @@ def test_padded_audio_frames_do_not_reach_valid_frames_with_padding_aware_groupn
 
 
 def test_padding_aware_groupnorm_equals_release_without_padding():
-    base = SAMAudioFlow(tiny_model_config(), rngs=nnx.Rngs(3))
-    aware = SAMAudioFlow(tiny_model_config(padding_aware_groupnorm=True), rngs=nnx.Rngs(3))
+    base = numpy_init_flow(tiny_model_config(), 3)
+    aware = numpy_init_flow(tiny_model_config(padding_aware_groupnorm=True), 3)
     batch = dict(inputs(), audio_pad_mask=jnp.ones((B, T), bool))
     np.testing.assert_allclose(run(aware, batch), run(base, batch), rtol=1e-5, atol=1e-5)
 
 
 def test_video_and_spans_change_output_once_gates_open():
-    model = with_gates_open(SAMAudioFlow(tiny_model_config(), rngs=nnx.Rngs(4)))
+    model = with_gates_open(numpy_init_flow(tiny_model_config(), 4))
     batch = inputs()
     out = run(model, batch)
     video = jax.random.normal(jax.random.key(9), (B, 20, T))
@@ -109,7 +112,7 @@ def test_video_and_spans_change_output_once_gates_open():
 
 
 def test_null_anchors_equal_the_release_default_encoding():
-    model = with_gates_open(SAMAudioFlow(tiny_model_config(), rngs=nnx.Rngs(5)))
+    model = with_gates_open(numpy_init_flow(tiny_model_config(), 5))
     batch = inputs()
     ids = jnp.tile(jnp.array([[0, 3]]), (B, 1))
     align = jnp.where(batch["audio_pad_mask"], 0, 1)
@@ -118,7 +121,7 @@ def test_null_anchors_equal_the_release_default_encoding():
 
 
 def test_dropout_only_when_not_deterministic():
-    model = SAMAudioFlow(tiny_model_config(dropout=0.3), rngs=nnx.Rngs(6))
+    model = numpy_init_flow(tiny_model_config(dropout=0.3), 6)
     batch = inputs()
     a, b = run(model, batch), run(model, batch)
     np.testing.assert_array_equal(a, b)
@@ -129,8 +132,8 @@ def test_dropout_only_when_not_deterministic():
 
 
 def test_bf16_compute_with_f32_params_is_close_to_f32():
-    f32 = SAMAudioFlow(tiny_model_config(), rngs=nnx.Rngs(7))
-    bf16 = SAMAudioFlow(tiny_model_config(dtype="bfloat16"), rngs=nnx.Rngs(7))
+    f32 = numpy_init_flow(tiny_model_config(), 7)
+    bf16 = numpy_init_flow(tiny_model_config(dtype="bfloat16"), 7)
     leaves = jax.tree.leaves(nnx.state(bf16, nnx.Param))
     assert all(x.dtype == jnp.float32 for x in leaves)
     batch = inputs()
@@ -139,24 +142,32 @@ def test_bf16_compute_with_f32_params_is_close_to_f32():
     assert rel < 3e-2, rel
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["full", "dots_no_batch"])
 def test_remat_policies_keep_outputs_and_gradients(policy):
-    plain = SAMAudioFlow(tiny_model_config(scan_layers=True), rngs=nnx.Rngs(8))
-    remat = SAMAudioFlow(tiny_model_config(scan_layers=True, remat_policy=policy), rngs=nnx.Rngs(8))
+    plain = numpy_init_flow(tiny_model_config(scan_layers=True), 8)
+    remat = numpy_init_flow(tiny_model_config(scan_layers=True, remat_policy=policy), 8)
     batch = inputs()
 
     def loss(model):
         return jnp.mean(model(**batch) ** 2)
 
-    la, ga = nnx.value_and_grad(loss)(plain)
-    lb, gb = nnx.value_and_grad(loss)(remat)
+    grad_fn = nnx.jit(nnx.value_and_grad(loss))
+    la, ga = grad_fn(plain)
+    lb, gb = grad_fn(remat)
     np.testing.assert_allclose(lb, la, rtol=1e-6)
     for x, y in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-6)
 
+    def jaxpr_text(model):
+        graphdef, state = nnx.split(model)
+        return str(jax.make_jaxpr(lambda st: loss(nnx.merge(graphdef, st)))(state))
+
+    assert "remat" in jaxpr_text(remat) and "remat" not in jaxpr_text(plain)
+
 
 def test_gated_mix_head_splits_the_mixture_by_a_sigmoid_mask():
-    model = SAMAudioFlow(tiny_model_config(head="gated_mix"), rngs=nnx.Rngs(10))
+    model = numpy_init_flow(tiny_model_config(head="gated_mix"), 10)
     assert model.transformer.output.kernel.shape == (32, 24)  # (m, d_t, d_r) per token
     batch = inputs()
     mix = batch["audio_features"][..., :8]
@@ -174,7 +185,9 @@ def test_gated_mix_head_splits_the_mixture_by_a_sigmoid_mask():
 
 def test_every_parameter_has_logical_axes():
     rules = dict(default_config().mesh.rules)
-    model = SAMAudioFlow(tiny_model_config(scan_layers=True), rngs=nnx.Rngs(11))
+    model = nnx.eval_shape(
+        lambda: SAMAudioFlow(tiny_model_config(scan_layers=True), rngs=nnx.Rngs(0))
+    )
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         axes = var.get_metadata().get("out_sharding")
         assert axes is not None and len(axes) == var.shape.__len__(), path
@@ -184,6 +197,33 @@ def test_every_parameter_has_logical_axes():
 
 def test_bad_config_is_named():
     with pytest.raises(ValueError, match="model.head"):
-        SAMAudioFlow(tiny_model_config(head="nope"), rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: SAMAudioFlow(tiny_model_config(head="nope"), rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="model.remat_policy"):
-        SAMAudioFlow(tiny_model_config(remat_policy="some"), rngs=nnx.Rngs(0))
+        nnx.eval_shape(
+            lambda: SAMAudioFlow(tiny_model_config(remat_policy="some"), rngs=nnx.Rngs(0))
+        )
+
+
+def test_text_to_adaln_adds_pooled_valid_text_only():
+    base = numpy_init_flow(tiny_model_config(), 12)
+    pooled = numpy_init_flow(tiny_model_config(text_to_adaln=True), 12)
+    batch = inputs()
+    no_text = dict(batch, text_features=None, text_mask=None)
+    np.testing.assert_allclose(run(pooled, no_text), run(base, no_text), atol=1e-6)
+    out = run(pooled, batch)
+    assert float(jnp.max(jnp.abs(out - run(base, batch)))) > 1e-3
+    changed = batch["text_features"].at[1, 3:].set(5.0)  # padded tokens of example 1
+    np.testing.assert_allclose(run(pooled, dict(batch, text_features=changed)), out, atol=1e-6)
+
+
+def test_dropout_with_explicit_rngs_is_reproducible():
+    model = numpy_init_flow(tiny_model_config(dropout=0.3), 13)
+    batch = inputs()
+
+    @nnx.jit
+    def noisy(model, key):
+        return model(**batch, deterministic=False, rngs=nnx.Rngs(dropout=key))
+
+    a, b = noisy(model, jax.random.key(1)), noisy(model, jax.random.key(1))
+    np.testing.assert_array_equal(a, b)
+    assert float(jnp.max(jnp.abs(a - noisy(model, jax.random.key(2))))) > 1e-3

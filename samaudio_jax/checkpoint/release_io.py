@@ -236,14 +236,16 @@ def build_flow(
     m: ml_collections.ConfigDict, arrays: dict[str, np.ndarray], seed: int = 0
 ) -> SAMAudioFlow:
     """A SAMAudioFlow holding `arrays` (cast to m.param_dtype) without a random init of them."""
-    graphdef, abstract_params, _ = nnx.split(
+    graphdef, abstract_params, abstract_rest = nnx.split(
         nnx.eval_shape(lambda: SAMAudioFlow(m, rngs=nnx.Rngs(seed))), nnx.Param, ...
     )
 
-    @jax.jit
-    def non_params():
-        return nnx.state(SAMAudioFlow(m, rngs=nnx.Rngs(seed)), nnx.Not(nnx.Param))
+    def concrete(leaf):  # the dropout stream's key and counter: no random init needed
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return jax.random.key(seed)
+        return jnp.zeros(leaf.shape, leaf.dtype)
 
+    rest = jax.tree.map(concrete, abstract_rest)
     flat = nnx.to_flat_state(abstract_params)
     filled = []
     for path, var in flat:
@@ -251,7 +253,7 @@ def build_flow(
         value = jnp.asarray(arrays[key], dtype=var.get_value().dtype)
         filled.append((path, var.replace(value)))
     params = nnx.from_flat_state(filled)
-    return nnx.merge(graphdef, params, non_params())
+    return nnx.merge(graphdef, params, rest)
 
 
 def flow_state_dict(model: SAMAudioFlow, m: ml_collections.ConfigDict) -> dict[str, np.ndarray]:

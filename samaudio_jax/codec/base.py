@@ -15,6 +15,7 @@ Codecs are `nnx.Module`s: their fixed weights live in `CodecWeight` variables (n
 from __future__ import annotations
 
 import abc
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -38,12 +39,19 @@ class Codec(nnx.Module, abc.ABC):
         return -(-int(num_samples) // self.hop_length)
 
     @abc.abstractmethod
-    def encode(self, wav: jax.Array) -> jax.Array:
-        """(B, N) float32 -> (B, ceil(N / hop), latent_dim)."""
+    def encode(self, wav: jax.Array, num_samples: jax.Array | None = None) -> jax.Array:
+        """(B, N) float32 -> (B, ceil(N / hop), latent_dim).
+
+        num_samples (B,): valid samples per example of a padded batch; each example is then
+        encoded as if alone and frames past ceil(num_samples / hop) are zero.
+        """
 
     @abc.abstractmethod
-    def decode(self, latents: jax.Array) -> jax.Array:
-        """(B, T, latent_dim) -> (B, T * hop)."""
+    def decode(self, latents: jax.Array, num_frames: jax.Array | None = None) -> jax.Array:
+        """(B, T, latent_dim) -> (B, T * hop) float32.
+
+        num_frames (B,): valid frames per example; samples past num_frames * hop are zero.
+        """
 
 
 def frame_mask(num_samples: jax.Array, num_frames: int, hop_length: int) -> jax.Array:
@@ -96,3 +104,16 @@ def check_latents(latents, latent_dim: int, name: str = "latents") -> np.ndarray
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: {int((~np.isfinite(arr)).sum())} non-finite values")
     return arr
+
+
+def jit_method(codec: Codec, name: str, **jit_kwargs):
+    """A jitted `codec.<name>(*args, **kwargs)` with the codec's weights passed as
+    arguments (not baked in as constants). Snapshots the weights: build it again after
+    importing new ones."""
+    graphdef, state = nnx.split(codec)
+
+    @functools.partial(jax.jit, **jit_kwargs)
+    def run(state, *args, **kwargs):
+        return getattr(nnx.merge(graphdef, state), name)(*args, **kwargs)
+
+    return functools.partial(run, state)

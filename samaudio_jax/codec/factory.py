@@ -43,8 +43,11 @@ def build_codec(cfg) -> Codec:
             latent_dim=cfg.latent_dim,
             decoder_dim=cfg.decoder_dim,
             decoder_rates=tuple(cfg.decoder_rates),
+            wm_rates=tuple(cfg.wm_rates),
+            wm_msg_dim=cfg.wm_msg_dim,
             watermark=cfg.watermark,
             dtype=cfg.dtype,
+            seed=None if cfg.checkpoint else 0,
         )
         if cfg.checkpoint:
             from samaudio_jax.checkpoint import codec_keys

@@ -56,13 +56,19 @@ class FrameDCTCodec(Codec):
         wav = jnp.pad(wav, ((0, 0), (0, t * self.hop_length - n)))
         return wav.reshape(b, t, self.hop_length)
 
-    def encode(self, wav: jax.Array) -> jax.Array:
-        frames = self.frame(wav.astype(jnp.float32))
+    def encode(self, wav: jax.Array, num_samples: jax.Array | None = None) -> jax.Array:
+        wav = wav.astype(jnp.float32)
+        if num_samples is not None:
+            wav = wav * (jnp.arange(wav.shape[1])[None, :] < jnp.asarray(num_samples)[:, None])
+        frames = self.frame(wav)
         coeffs = jnp.matmul(frames, self.basis[...], precision=_HIGHEST)
         return coeffs / self.scale[...]
 
-    def decode(self, latents: jax.Array) -> jax.Array:
+    def decode(self, latents: jax.Array, num_frames: jax.Array | None = None) -> jax.Array:
         coeffs = latents.astype(jnp.float32) * self.scale[...]
+        if num_frames is not None:
+            valid = jnp.arange(coeffs.shape[1])[None, :] < jnp.asarray(num_frames)[:, None]
+            coeffs = coeffs * valid[..., None]
         frames = jnp.matmul(coeffs, self.basis[...].T, precision=_HIGHEST)
         b, t, _ = frames.shape
         return frames.reshape(b, t * self.hop_length)
