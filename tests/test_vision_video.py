@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import warnings
 
-import av
 import numpy as np
 import pytest
 
 from samaudio_jax.vision import video as V
-from tests.vision_reference import torchvision_resize, vision_python_or_skip
+from tests.vision_reference import torchvision_resize, vision_python_or_skip, write_test_video
 
 SIZE = 28  # frames already at the tower's size: the bicubic resize is then the identity
 
 
 def _levels(n: int) -> np.ndarray:
     return (10 + 20 * np.arange(n)).astype(np.uint8)
-
-
-def _write_video(path, frames: np.ndarray, fps: int) -> None:
-    """Lossless (FFV1 in Matroska), so decoded pixels equal the written ones."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "bgr0"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
 
 
 def _uniform_frames(n: int) -> np.ndarray:
@@ -58,7 +44,7 @@ def test_ties_go_to_the_earlier_frame():
 def test_decoded_video_frames_are_chosen_by_nearest_timestamp(tmp_path):
     fps, n = 10, 12
     path = tmp_path / "clip.mkv"
-    _write_video(path, _uniform_frames(n), fps)
+    write_test_video(path, _uniform_frames(n), fps)
     video = V.read_video(path)
     np.testing.assert_allclose(video.timestamps, np.arange(n) / fps, atol=1e-3)
     assert video.frames.shape == (n, SIZE, SIZE, 3)
@@ -91,8 +77,8 @@ def test_mask_video_file_masks_per_channel(tmp_path):
     frames = _uniform_frames(n)
     mask = np.zeros((n, SIZE, SIZE, 3), np.uint8)
     mask[:, : SIZE // 2, :, 0] = 255  # red channel of the top half
-    _write_video(tmp_path / "v.mkv", frames, fps)
-    _write_video(tmp_path / "m.mkv", mask, fps)
+    write_test_video(tmp_path / "v.mkv", frames, fps)
+    write_test_video(tmp_path / "m.mkv", mask, fps)
     out = np.asarray(
         V.masked_frames_for_latents(tmp_path / "v.mkv", 10, tmp_path / "m.mkv", image_size=SIZE)
     )
@@ -143,9 +129,9 @@ def test_mask_with_another_frame_count_is_an_error():
 
 
 def test_mask_with_another_frame_size_is_an_error(tmp_path):
-    _write_video(tmp_path / "v.mkv", _uniform_frames(4), 10)
+    write_test_video(tmp_path / "v.mkv", _uniform_frames(4), 10)
     small = np.zeros((4, 14, 28, 3), np.uint8)
-    _write_video(tmp_path / "m.mkv", small, 10)
+    write_test_video(tmp_path / "m.mkv", small, 10)
     with pytest.raises(ValueError, match=r"m\.mkv: frames are 14x28 \(HxW\), the video's 28x28"):
         V.masked_frames_for_latents(tmp_path / "v.mkv", 5, tmp_path / "m.mkv", image_size=SIZE)
 
