@@ -18,7 +18,7 @@ from samaudio_jax.checkpoint.vision_io import load_vision_part, load_vision_towe
 from samaudio_jax.vision import video as V
 from samaudio_jax.vision.features import FrameEncoder, video_prompt_features
 from tests.release_fixtures import random_release_state_dict, small_model_config, write_release_dir
-from tests.vision_reference import SMALL_PE, random_visual_state
+from tests.vision_reference import SMALL_PE, random_visual_state, write_test_video
 
 T = 12
 
@@ -105,16 +105,7 @@ def test_video_features_cli_writes_the_clip_features(tmp_path, encoder):
     release = write_release_dir(tmp_path / "rel", m, random_release_state_dict(m), extra=vision)
     video = _video(6)
     path = tmp_path / "clip.mkv"
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 50, 30, "bgr0"
-        for f in video.frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_test_video(path, video.frames, 10)
     sizes = [
         f"--config.vision.{k}={getattr(SMALL_PE, k)}"
         for k in (
