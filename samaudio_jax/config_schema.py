@@ -154,6 +154,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 500
     c.train.keep_checkpoints = 3
     c.train.async_checkpointing = True
+    c.train.synthetic_data = False  # train on the in-memory synthetic source (smoke runs)
+    c.train.peak_flops = 0.0  # peak FLOP/s per device for MFU; 0 = look up the device kind
 
     c.sample = ml_collections.ConfigDict()
     c.sample.solver = "midpoint"

@@ -15,6 +15,11 @@ COMMANDS = {
         "samaudio_jax.cli.info",
         "print a config's parameter counts and shapes (nothing allocated)",
     ),
+    "train": ("samaudio_jax.cli.train", "train a config (resumes from --workdir)"),
+    "compile": (
+        "samaudio_jax.cli.compile",
+        "AOT-compile the train step for a TPU topology; print per-chip memory and FLOPs",
+    ),
     "make-shards": (
         "samaudio_jax.cli.make_shards",
         "decode a manifest's audio files into ArrayRecord shards",

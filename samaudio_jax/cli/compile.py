@@ -1,0 +1,177 @@
+"""`samaudio-jax compile`: AOT-compile the real train step for a TPU topology on any host.
+
+Prints per-chip memory (memory_analysis) and FLOPs per step (cost_analysis); exits with
+status 2 and says so when the step does not fit the chip's HBM.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", required=True, help="experiment file, e.g. configs/large.py")
+    parser.add_argument(
+        "--topology", required=True, help="TPU topology, e.g. v5e:2x2, v5p:4x4x4, v6e:16x16"
+    )
+    parser.add_argument(
+        "--text_length", type=int, default=32, help="text tokens per example in the batch"
+    )
+    parser.add_argument(
+        "--inputs",
+        choices=("waveforms", "latents"),
+        default="waveforms",
+        help="batches of waveforms (encoded by the codec inside the step) or of latents",
+    )
+    parser.add_argument(
+        "--hbm_gib", type=float, default=0.0, help="HBM per chip in GiB (0 = the chip's own)"
+    )
+
+
+def run(args, overrides) -> int:
+    import os
+
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from samaudio_jax.cli.config_loader import load_config
+    from samaudio_jax.parallel import aot
+
+    family = aot.chip_family(args.topology)
+    config = load_config(args.config, overrides)
+    t0 = time.perf_counter()
+    try:
+        compiled, setup = compile_for_topology(config, args.topology, args.text_length, args.inputs)
+    except Exception as e:  # XLA refuses programs whose temporaries exceed the chip's HBM
+        needed = re.search(r"RESOURCE_EXHAUSTED.*?temporaries \(([\d.]+)G\)", str(e))
+        if not needed:
+            raise
+        print(
+            f"error: config {config.name} does not fit {args.topology}: XLA needs "
+            f"{float(needed.group(1)):.2f} GiB of temporaries per chip, a {family} chip has "
+            f"{aot.HBM_GIB[family]} GiB. Use more chips, more FSDP, remat, or a smaller batch.",
+            file=sys.stderr,
+        )
+        return 2
+    seconds = time.perf_counter() - t0
+    report = aot.memory_report(compiled)
+    from samaudio_jax.train.metrics import compiled_flops
+    from samaudio_jax.train.state import param_count
+
+    flops = compiled_flops(compiled)
+    hbm = args.hbm_gib or aot.HBM_GIB[family]
+    chips = setup.mesh.devices.size
+    print(f"config {config.name} on {args.topology} ({chips} chips, mesh {dict(setup.mesh.shape)})")
+    print(f"trainable parameters: {param_count(setup.abstract_state['params']) / 1e6:.1f} M")
+    print(
+        f"global batch {config.train.global_batch_size} of {args.inputs}, "
+        f"compiled in {seconds:.1f} s"
+    )
+    print(
+        f"per-chip memory: {aot.gib(report.total):.2f} GiB of {hbm} GiB HBM "
+        f"(arguments {aot.gib(report.arguments):.2f}, outputs {aot.gib(report.outputs):.2f}, "
+        f"aliased {aot.gib(report.aliased):.2f}, temporaries {aot.gib(report.temporaries):.2f})"
+    )
+    if flops is not None:
+        print(f"FLOPs per step per chip: {flops:.4g} ({flops * chips:.4g} for the slice)")
+    if report.total > hbm * 2**30:
+        print(
+            f"error: config {config.name} does not fit {args.topology}: needs "
+            f"{aot.gib(report.total):.2f} GiB per chip, a {family} chip has {hbm} GiB. "
+            "Use more chips, more FSDP, remat, or a smaller batch.",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def compile_for_topology(config, topology: str, text_length: int = 32, inputs: str = "waveforms"):
+    """(jax Compiled of the train step, TrainSetup) for `topology`."""
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+
+    from samaudio_jax.parallel import aot
+    from samaudio_jax.parallel.mesh import make_mesh
+    from samaudio_jax.train import state as state_lib
+    from samaudio_jax.train import step as step_lib
+
+    devices = aot.topology_devices(topology)
+    mesh = make_mesh(config.mesh, devices)
+    factories = state_lib.ModuleFactories()
+    if config.text.kind == "t5" and not config.text.t5_dir:
+        factories = dataclasses.replace(factories, text=_random_t5)
+    if inputs == "latents":  # the step never encodes: no codec weights in the program
+        factories = dataclasses.replace(factories, codec=_NoCodec)
+    setup = state_lib.build_setup(config, mesh, factories)
+    b = int(config.train.global_batch_size)
+    n = int(round(config.data.segment_seconds * config.data.sample_rate))
+    if inputs == "latents":
+        t = -(-n // setup.codec_info["hop_length"])
+        shape = (b, t, setup.codec_info["latent_dim"])
+        batch = {k: jax.ShapeDtypeStruct(shape, jnp.float32) for k in step_lib.LATENT_KEYS}
+        batch["valid"] = jax.ShapeDtypeStruct((b, t), jnp.bool_)
+    else:
+        batch = {k: jax.ShapeDtypeStruct((b, n), jnp.float32) for k in step_lib.WAVE_KEYS}
+        batch["num_samples"] = jax.ShapeDtypeStruct((b,), jnp.int32)
+    batch["spans"] = jax.ShapeDtypeStruct((b, 4, 3), jnp.float32)
+    if setup.text_graph is not None:
+        batch["text_ids"] = jax.ShapeDtypeStruct((b, text_length), jnp.int32)
+        batch["text_mask"] = jax.ShapeDtypeStruct((b, text_length), jnp.bool_)
+    return step_lib.compile_train_step(setup, batch), setup
+
+
+def _NoCodec(config):
+    """Rates and sizes of config.codec without weights (latent batches need no encoder)."""
+    from flax import nnx
+
+    class NoCodec(nnx.Module):
+        def __init__(self, codec_cfg):
+            self.sample_rate = int(codec_cfg.sample_rate)
+            self.hop_length = int(codec_cfg.hop_length)
+            self.latent_dim = int(codec_cfg.latent_dim)
+
+    return NoCodec(config.codec)
+
+
+class _EosOnlyTokenizer:
+    """Stands in for the T5 tokenizer when only shapes matter: "" -> [</s>]."""
+
+    def __init__(self, max_length: int, bucket_length: int):
+        self.max_length, self.bucket_length = max_length, bucket_length
+
+    def __call__(self, texts):
+        import numpy as np
+
+        n = len(texts)
+        return np.ones((n, 1), np.int32), np.ones((n, 1), bool)
+
+
+def _random_t5(config, rngs):
+    """T5-base with random weights (shapes only): AOT needs no text.t5_dir."""
+    from samaudio_jax.text.t5 import T5Network, T5TextEncoder
+    from samaudio_jax.text.t5_config import T5EncoderConfig
+
+    network = T5Network(T5EncoderConfig(d_model=int(config.model.text_dim)), rngs=rngs)
+    tokenizer = _EosOnlyTokenizer(int(config.text.max_length), int(config.text.bucket_length))
+    return T5TextEncoder(network, tokenizer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m samaudio_jax.cli.compile ...`: the same command without the dispatcher."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="samaudio-jax compile", description=__doc__.splitlines()[0]
+    )
+    add_arguments(parser)
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if not a.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    return run(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

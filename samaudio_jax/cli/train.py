@@ -1,0 +1,61 @@
+"""`samaudio-jax train`: train a config, resuming from --workdir when it holds checkpoints.
+
+Multi-host: on a TPU pod every worker runs the same command (JAX finds the coordinator in
+the environment); elsewhere pass --coordinator_address, --num_processes and --process_id.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", required=True, help="experiment file, e.g. configs/tiny.py")
+    parser.add_argument("--workdir", required=True, help="checkpoints, metrics.jsonl, tb/")
+    parser.add_argument("--coordinator_address", default=None, help="host:port of process 0")
+    parser.add_argument("--num_processes", type=int, default=None)
+    parser.add_argument("--process_id", type=int, default=None)
+    parser.add_argument(
+        "--stop_after_steps",
+        type=int,
+        default=None,
+        help="stop (with a checkpoint) after this many steps of this invocation",
+    )
+
+
+def run(args, overrides) -> int:
+    from samaudio_jax.parallel import distributed
+
+    distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+
+    from samaudio_jax.checkpoint.orbax_io import ConfigMismatchError
+    from samaudio_jax.cli.config_loader import load_config
+    from samaudio_jax.train.loop import TrainingDivergedError, train
+
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    config = load_config(args.config, overrides)
+    try:
+        result = train(config, args.workdir, stop_after_steps=args.stop_after_steps)
+    except (TrainingDivergedError, ConfigMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    print(f"done: step {result.final_step}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m samaudio_jax.cli.train ...`: the same command without the dispatcher."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="samaudio-jax train", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if not a.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    return run(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Training metrics: throughput, estimated MFU, the progress line, JSONL and TensorBoard.
+
+MFU = (FLOPs of one compiled step per device, from XLA's cost_analysis) x steps/s / the
+device's peak dense bf16 FLOP/s (table below; override with config.train.peak_flops).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+# Peak dense bf16 FLOP/s per chip, matched against jax Device.device_kind (lower case).
+PEAK_FLOPS = (
+    ("v6", 918e12),  # TPU v6e (Trillium)
+    ("v5p", 459e12),
+    ("v5 lite", 197e12),  # TPU v5e
+    ("v5e", 197e12),
+    ("v4", 275e12),
+    ("h200", 989e12),
+    ("h100", 989e12),
+    ("a100", 312e12),
+)
+
+
+def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float | None:
+    if override and override > 0:
+        return float(override)
+    kind = device_kind.lower()
+    for key, value in PEAK_FLOPS:
+        if key in kind:
+            return value
+    return None
+
+
+def compiled_flops(compiled) -> float | None:
+    """FLOPs of one call of a jax Compiled, per device (XLA counts the per-device program)."""
+    try:
+        cost = compiled.cost_analysis()
+    except Exception:  # some backends do not implement it
+        return None
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else None
+    if not cost or "flops" not in cost:
+        return None
+    return float(cost["flops"])
+
+
+def mfu(flops_per_step: float | None, steps_per_s: float, peak: float | None) -> float | None:
+    if not flops_per_step or not peak:
+        return None
+    return flops_per_step * steps_per_s / peak
+
+
+def progress_line(step: int, total: int, m: dict) -> str:
+    parts = [
+        f"step {step}/{total}",
+        f"loss {m['loss']:.5f}",
+        f"grad_norm {m['grad_norm']:.3g}",
+        f"lr {m['learning_rate']:.3g}",
+        f"{m['steps_per_s']:.2f} steps/s",
+        f"{m['examples_per_s']:.1f} examples/s",
+    ]
+    parts.append(f"MFU {100 * m['mfu']:.1f}%" if m.get("mfu") is not None else "MFU n/a")
+    return " | ".join(parts)
+
+
+class MetricsWriter:
+    """metrics.jsonl (one JSON object per logged step) and TensorBoard scalars in tb/."""
+
+    def __init__(self, workdir, enabled: bool = True):
+        self.enabled = enabled
+        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self._tb = None
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tb"))
+
+    def write(self, step: int, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)):
+                self._tb.add_scalar(f"train/{k}", v, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_losses(workdir) -> dict[int, float]:
+    """step -> loss from metrics.jsonl; a step logged twice (re-run after resume) keeps the last."""
+    out = {}
+    path = pathlib.Path(workdir) / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                out[int(d["step"])] = float(d["loss"])
+    return out
