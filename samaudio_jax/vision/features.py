@@ -6,13 +6,14 @@ clip_features gives (T, D) for one clip, the array a data shard stores per examp
 flow_video_features stacks such arrays into the flow network's (B, D, T), zeros where an
 example has no video or is shorter.
 
-Training with visual prompts (how the data pipeline carries them): make-shards runs
-clip_features on each example's masked video at the latent rate (T = ceil(seconds * 25)) and
-stores it as a float16/float32 array "video_features" (T, 1024) next to the audio; the
-pipeline crops it with the same frame offsets as the audio segment, pads with zeros to the
-segment length, and the train step transposes the batch to (B, 1024, T). Visual-prompt
-dropout replaces an example's features with zeros (the release's "no video" input, which
-still runs through align_masked_video), with probability train.cond_dropout.
+Training with visual prompts (how the pipeline would carry them; the shards and the Grain
+pipeline do not carry video yet): make-shards would run clip_features on each example's masked
+video at the latent rate (T = ceil(seconds * 25); `samaudio-jax video-features` does it for one
+clip) and store it as an array "video_features" (T, 1024) beside the audio; the pipeline crops
+it with the audio segment's frame offsets, zero-pads to the segment length and emits batch
+key "video" as (B, 1024, T). train/step.py already takes batch["video"] (B, Dv, T) and applies
+visual-prompt dropout there (objective.drop_video: zeros, the release's "no video", with
+probability train.cond_dropout per example).
 """
 
 from __future__ import annotations
