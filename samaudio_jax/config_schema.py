@@ -163,6 +163,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.sample.candidates = 1
     c.sample.chunk_seconds = 30.0
     c.sample.overlap_seconds = 2.0
+    c.sample.max_batch = 8  # inputs (or chunks) per jitted call
+    c.sample.compilation_cache_dir = ""  # "" = ~/.cache/samaudio_jax/xla; "none" = off
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1 = fill with the remaining devices

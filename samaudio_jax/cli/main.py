@@ -20,6 +20,10 @@ COMMANDS = {
         "samaudio_jax.cli.compile",
         "AOT-compile the train step for a TPU topology; print per-chip memory and FLOPs",
     ),
+    "separate": (
+        "samaudio_jax.cli.separate",
+        "separate a described sound from audio files with a trained model",
+    ),
     "make-shards": (
         "samaudio_jax.cli.make_shards",
         "decode a manifest's audio files into ArrayRecord shards",

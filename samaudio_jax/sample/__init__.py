@@ -1,1 +1,11 @@
-"""Sampling: ODE solvers, separate(), long audio, rankers, spans."""
+"""Sampling: separating sounds with a trained flow network.
+
+solvers.py     ODE solvers (euler, midpoint, heun, rk4: torchdiffeq's rules in lax.scan;
+               tsit5 / dopri5: diffrax, adaptive)
+separate.py    separate(): inputs -> target and residual waveforms (jitted per bucket)
+batching.py    length buckets, padding, span anchors, batch-independent noise
+audio_io.py    reading any audio as mono at the codec rate; atomic WAV writes
+long_audio.py  overlapping chunks cross-faded for inputs longer than a segment
+rankers.py     candidate rankers (interface, sound activity, ensembles)
+loading.py     the separator directory (config.json + safetensors) the CLI loads
+"""

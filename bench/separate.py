@@ -1,0 +1,182 @@
+"""Benchmark: sampling one separation of 10 s of audio (250 latent frames, 16 midpoint
+steps = 32 network evaluations) with our jitted JAX sampler against a PyTorch eager copy of
+the same network (bench/torch_dit.py, same weights) driven by torchdiffeq's midpoint rule,
+on this machine's CPU. Prints a table of medians and the speed-up (target: >= 2x).
+
+Rows:
+- tiny: configs/tiny.py's network (D=64, 2 layers, 2L=32), T=250, 16 text tokens.
+- small: the release's small network (D=1536, 12 layers, 12 heads, 2L=256), T=250, random
+  weights, float32, layers unscanned (the torch side has no scan).
+- tiny separate(): our end-to-end separate() (frames codec, small text encoder, 250 frames
+  of audio at 8 kHz) for reference; no torch counterpart.
+Compilation is excluded from the JAX medians and printed apart; torch gets a warm-up and the
+faster of 1 thread and all cores (printed). The "max rel diff" column compares the two
+samplers' outputs (same weights, same noise).
+
+Run:  python bench/separate.py [--configs tiny,small] [--repeats 3] [--small_repeats 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from bench.torch_dit import TorchSAMAudioFlow, sample_midpoint  # noqa: E402
+from samaudio_jax.checkpoint.release_io import flow_state_dict  # noqa: E402
+from samaudio_jax.model import SAMAudioFlow  # noqa: E402
+from samaudio_jax.sample import solvers  # noqa: E402
+
+FRAMES, TEXT_TOKENS, STEPS = 250, 16, 16
+
+
+def network_config(name: str):
+    if name == "tiny":
+        from configs.tiny import get_config
+    else:
+        from configs.small import get_config
+    m = get_config().model
+    m.dtype = m.param_dtype = "float32"
+    m.scan_layers = False
+    m.remat_policy = "none"
+    m.dropout = 0.0
+    return m
+
+
+def make_jax_sampler(model):
+    graphdef, state = nnx.split(model)
+    grid = jnp.asarray(solvers.uniform_grid(STEPS))
+
+    @jax.jit
+    def sample(state, noise, features, text, text_mask, valid):
+        net = nnx.merge(graphdef, state)
+
+        def field(t, x, args):
+            time_ = jnp.full((x.shape[0],), t, jnp.float32)
+            return net(x, features, text, text_mask, time_, audio_pad_mask=valid)
+
+        return solvers.integrate_fixed("midpoint", field, noise, grid)
+
+    return lambda *args: sample(state, *args)
+
+
+def timed(fn, repeats):
+    times = []
+    out = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def bench_network(name: str, repeats: int):
+    m = network_config(name)
+    model = SAMAudioFlow(m, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    channels = m.out_channels
+    noise = rng.normal(size=(1, FRAMES, channels)).astype(np.float32)
+    mixture = rng.normal(size=(1, FRAMES, channels // 2)).astype(np.float32)
+    features = np.concatenate([mixture, mixture], axis=-1)
+    text = rng.normal(size=(1, TEXT_TOKENS, m.text_dim)).astype(np.float32)
+    text_mask = np.arange(TEXT_TOKENS)[None] < 11
+    valid = np.ones((1, FRAMES), bool)
+
+    sampler = make_jax_sampler(model)
+    args = [jnp.asarray(a) for a in (noise, features, text, text_mask, valid)]
+    start = time.perf_counter()
+    jax.block_until_ready(sampler(*args))
+    compile_s = time.perf_counter() - start
+    jax_s, ours = timed(lambda: jax.block_until_ready(sampler(*args)), repeats)
+
+    net = TorchSAMAudioFlow.from_config(m).eval()
+    state = {k: torch.from_numpy(np.array(v)) for k, v in flow_state_dict(model, m).items()}
+    net.load_state_dict(state, strict=True)
+    del model, state
+    t_args = dict(
+        text=torch.from_numpy(text),
+        text_mask=torch.from_numpy(text_mask),
+        audio_mask=torch.from_numpy(valid),
+    )
+
+    def run_torch(steps):
+        return sample_midpoint(
+            net, torch.from_numpy(noise), torch.from_numpy(features), steps=steps, **t_args
+        )
+
+    # Warm up, and give torch its faster thread count (1 or all cores: on a loaded machine
+    # OpenMP's spinning threads can be several times slower than one thread).
+    threads = {}
+    for count in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(count)
+        run_torch(1)
+        threads[count], _ = timed(lambda: run_torch(1), 2)
+    best_threads = min(threads, key=threads.get)
+    torch.set_num_threads(best_threads)
+    torch_s, ref = timed(lambda: run_torch(STEPS), repeats)
+    ref = ref.numpy()
+    error = float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
+    return dict(
+        name=name, jax=jax_s, torch=torch_s, compile=compile_s, error=error, threads=best_threads
+    )
+
+
+def bench_tiny_separate(repeats: int):
+    from configs.tiny import get_config
+    from samaudio_jax.sample import loading
+    from samaudio_jax.sample.separate import separate
+
+    config = get_config()
+    sep = loading.build_separator(config)
+    audio = np.random.default_rng(0).normal(size=FRAMES * config.codec.hop_length) * 0.3
+    audio = audio.astype(np.float32)
+
+    def call():
+        return separate(
+            sep.model, sep.codec, sep.text_encoder, [audio], ["a dog barking"],
+            key=jax.random.key(0), steps=STEPS, cache_dir=None,
+        )  # fmt: skip
+
+    start = time.perf_counter()
+    call()
+    compile_s = time.perf_counter() - start
+    median, _ = timed(call, repeats)
+    return median, compile_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="tiny,small")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--small_repeats", type=int, default=2)
+    args = parser.parse_args()
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__} "
+          f"(threads: the faster of 1 and {os.cpu_count()}), {os.cpu_count()} CPUs; "
+          f"T={FRAMES}, midpoint x {STEPS} steps, batch 1")  # fmt: skip
+    print(f"{'network':<8} {'runs':>4} {'jax s':>9} {'torch s':>9} {'threads':>7} "
+          f"{'speed-up':>9} {'compile s':>10} {'max rel diff':>13}", flush=True)  # fmt: skip
+    for name in args.configs.split(","):
+        repeats = args.small_repeats if name == "small" else args.repeats
+        r = bench_network(name, repeats)
+        print(f"{r['name']:<8} {repeats:>4} {r['jax']:>9.3f} {r['torch']:>9.3f} "
+              f"{r['threads']:>7} {r['torch'] / r['jax']:>8.2f}x {r['compile']:>10.1f} "
+              f"{r['error']:>13.2e}", flush=True)  # fmt: skip
+    if "tiny" in args.configs.split(","):
+        median, compile_s = bench_tiny_separate(args.repeats)
+        print(f"tiny separate() end to end (codec + text + ODE, 250 frames): {median:.3f} s "
+              f"median of {args.repeats}, first call {compile_s:.1f} s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""`samaudio-jax separate`: separate a described sound from audio files with a trained model.
+
+One input:
+  samaudio-jax separate --checkpoint DIR --input mix.wav --description "dog barking" \
+      [--span +:1.0:2.5 ...] [--steps 16 --solver midpoint] --out OUT
+writes OUT/target.wav, OUT/residual.wav and OUT/spectrograms.png (mixture, target, residual).
+Batch mode: --input FOLDER (every audio file in it, one description for all) or
+--manifest FILE.jsonl (one JSON object a line: {"input": path, "description": text,
+"spans": [["+", 1.0, 2.5], ...], "name": optional output folder name}); results go to
+OUT/<name or file stem>/. --config.sample.x=y overrides sampling fields of the loaded config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import tempfile
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="separator directory (loading.py)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="an audio file, or a folder of audio files")
+    source.add_argument("--manifest", help="JSON lines: input, description, spans, name")
+    parser.add_argument("--description", default=None, help="what to separate (text prompt)")
+    parser.add_argument(
+        "--span",
+        action="append",
+        default=[],
+        metavar="SIGN:START:END",
+        help="time span prompt in seconds, e.g. +:1.0:2.5 (target active) or -:0:1 (repeatable)",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--solver", default=None, help="ODE solver (default: the config's)")
+    parser.add_argument("--steps", type=int, default=None, help="solver steps (default: config)")
+    parser.add_argument("--candidates", type=int, default=None, help="candidates to rank")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed")
+    parser.add_argument("--batch_size", type=int, default=None, help="inputs per jitted call")
+    parser.add_argument("--no_plot", action="store_true", help="skip the spectrogram PNG")
+    parser.add_argument(
+        "--cache_dir",
+        default=None,
+        help="JAX persistent compilation cache folder (default ~/.cache/samaudio_jax/xla or "
+        "$SAMAUDIO_JAX_CACHE_DIR; 'none' = off)",
+    )
+
+
+def parse_span(text: str) -> tuple[str, float, float]:
+    parts = text.split(":")
+    if len(parts) != 3 or parts[0] not in ("+", "-"):
+        raise ValueError(
+            f"--span {text!r}: expected SIGN:START:END with SIGN + or -, e.g. +:1.0:2.5"
+        )
+    try:
+        return parts[0], float(parts[1]), float(parts[2])
+    except ValueError:
+        raise ValueError(f"--span {text!r}: START and END must be numbers (seconds)") from None
+
+
+def read_manifest(path: pathlib.Path) -> list[dict]:
+    if not path.is_file():
+        raise ValueError(f"--manifest: no such file: {path}")
+    jobs = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{n}: not valid JSON ({err})") from None
+        if not isinstance(row, dict) or "input" not in row or "description" not in row:
+            raise ValueError(f"{path}:{n}: expected an object with 'input' and 'description'")
+        audio = pathlib.Path(row["input"])
+        if not audio.is_absolute():
+            audio = path.parent / audio
+        spans = [tuple(s) for s in row.get("spans") or []]
+        jobs.append(
+            dict(
+                input=audio,
+                description=str(row["description"]),
+                spans=spans,
+                name=str(row.get("name") or audio.stem),
+            )
+        )
+    if not jobs:
+        raise ValueError(f"--manifest: {path} lists no inputs")
+    return jobs
+
+
+def collect_jobs(args) -> list[dict]:
+    spans = [parse_span(s) for s in args.span]
+    if args.manifest:
+        return read_manifest(pathlib.Path(args.manifest))
+    if args.description is None:
+        raise ValueError("--description: required with --input (what to separate)")
+    source = pathlib.Path(args.input)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise ValueError(f"--input: folder {source} holds no audio files ({AUDIO_SUFFIXES})")
+        return [
+            dict(input=f, description=args.description, spans=spans, name=f.stem) for f in files
+        ]
+    if not source.is_file():
+        raise ValueError(f"--input: no such file or folder: {source}")
+    return [dict(input=source, description=args.description, spans=spans, name=None)]
+
+
+def save_spectrograms(path: pathlib.Path, mixture, target, residual, sample_rate: int) -> None:
+    """A PNG with the spectrograms of mixture, target and residual (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
+    nfft = 512 if sample_rate >= 16000 else 256
+    for ax, wav, title in zip(axes, (mixture, target, residual), ("mixture", "target", "residual")):
+        ax.specgram(wav + 1e-9, NFFT=nfft, Fs=sample_rate, noverlap=nfft // 2, cmap="magma")
+        ax.set_title(title)
+        ax.set_ylabel("Hz")
+    axes[-1].set_xlabel("seconds")
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def run(args, overrides) -> int:
+    try:
+        return _run(args, overrides)
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _run(args, overrides) -> int:
+    jobs = collect_jobs(args)
+
+    import jax
+    from tqdm import tqdm
+
+    from samaudio_jax.cli.config_loader import apply_overrides
+    from samaudio_jax.sample import audio_io, loading, solvers
+
+    if args.solver is not None:
+        solvers.check_solver(args.solver, where="--solver")
+    separator = loading.load_separator(args.checkpoint)
+    apply_overrides(separator.config, overrides)
+    options = {}
+    if args.solver is not None:
+        options["solver"] = args.solver
+    if args.steps is not None:
+        options["steps"] = args.steps
+    if args.candidates is not None:
+        options["candidates"] = args.candidates
+    if args.cache_dir is not None:
+        options["cache_dir"] = args.cache_dir
+    rate = separator.codec.sample_rate
+    out = pathlib.Path(args.out)
+    key = jax.random.key(args.seed)
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="chunks", unit="chunk", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            bar = None
+
+    batch_size = args.batch_size or int(separator.config.sample.max_batch)
+    if batch_size < 1:
+        raise ValueError(f"--batch_size: expected >= 1, got {batch_size}")
+    items = tqdm(range(0, len(jobs), batch_size), desc="batches", disable=len(jobs) <= 1)
+    for first in items:
+        group = jobs[first : first + batch_size]
+        mixtures = [
+            audio_io.load_audio(j["input"], rate, where=f"--input ({j['input']})") for j in group
+        ]
+        result = separator.separate(
+            mixtures,
+            [j["description"] for j in group],
+            [j["spans"] for j in group],
+            key=jax.random.fold_in(key, first),
+            max_batch=batch_size,
+            progress=progress,
+            **options,
+        )
+        for j, mixture, target, residual in zip(group, mixtures, result.target, result.residual):
+            folder = out if j["name"] is None else out / j["name"]
+            folder.mkdir(parents=True, exist_ok=True)
+            audio_io.write_wav(folder / "target.wav", target, rate)
+            audio_io.write_wav(folder / "residual.wav", residual, rate)
+            if not args.no_plot:
+                save_spectrograms(folder / "spectrograms.png", mixture, target, residual, rate)
+            print(f"wrote {folder}/target.wav, residual.wav", flush=True)
+    return 0
