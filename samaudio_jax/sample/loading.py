@@ -170,31 +170,27 @@ class Separator:
             **options,
         )
 
+    def video_features(self, audios, videos, masks=None):
+        """(video_features, loaded audios): per input (Dv, T_i) features of its (masked) video
+        at the latent rate of the input's length, or None where videos[i] is None."""
+        import math
 
-def _video_features_method(self, audios, videos, masks=None):
-    """(video_features, loaded audios): per input (Dv, T_i) features of its (masked) video
-    at the latent rate of the input's length, or None where videos[i] is None."""
-    import math
+        from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
+        from samaudio_jax.sample import audio_io
+        from samaudio_jax.vision.features import per_input_video_features
 
-    from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
-    from samaudio_jax.sample import audio_io
-    from samaudio_jax.vision.features import per_input_video_features
-
-    rate, hop = self.codec.sample_rate, self.codec.hop_length
-    waves = [audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)]
-    if len(videos) != len(waves):
-        raise ValueError(f"videos: expected one per input ({len(waves)}), got {len(videos)}")
-    if self.vision is None:
-        self.vision = frame_encoder_from_config(self.config.vision)
-    frames = [math.ceil(len(w) / hop) for w in waves]
-    masks = None if masks is None else list(masks)
-    feats = per_input_video_features(
-        self.vision, list(videos), frames, masks, hop_length=hop, sample_rate=rate
-    )
-    return feats, waves
-
-
-Separator.video_features = _video_features_method
+        rate, hop = self.codec.sample_rate, self.codec.hop_length
+        waves = [audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)]
+        if len(videos) != len(waves):
+            raise ValueError(f"videos: expected one per input ({len(waves)}), got {len(videos)}")
+        if self.vision is None:
+            self.vision = frame_encoder_from_config(self.config.vision)
+        frames = [math.ceil(len(w) / hop) for w in waves]
+        masks = None if masks is None else list(masks)
+        feats = per_input_video_features(
+            self.vision, list(videos), frames, masks, hop_length=hop, sample_rate=rate
+        )
+        return feats, waves
 
 
 def build_separator(config: ml_collections.ConfigDict, seed: int = 0) -> Separator:
