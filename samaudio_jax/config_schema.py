@@ -89,6 +89,21 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.vision = ml_collections.ConfigDict()
     c.vision.enabled = False
+    c.vision.checkpoint = ""  # release dir or file holding vision_encoder.* (empty = random)
+    # PE-Core tower sizes (defaults: PE-Core-L14-336); vision.pe.PEConfig reads these.
+    c.vision.image_size = 336
+    c.vision.patch_size = 14
+    c.vision.width = 1024
+    c.vision.layers = 24
+    c.vision.heads = 16
+    c.vision.mlp_ratio = 4.0
+    c.vision.pool_heads = 8
+    c.vision.output_dim = 1024  # = model.video_dim
+    c.vision.norm_eps = 1e-5
+    c.vision.rope_theta = 10000.0
+    c.vision.dtype = "float32"  # compute dtype: float32 | bfloat16
+    c.vision.param_dtype = "float32"
+    c.vision.batch_size = 32  # frames per jitted tower call
 
     c.data = ml_collections.ConfigDict()
     c.data.dir = ""  # directory of ArrayRecord shards (make-shards output)

@@ -1,5 +1,7 @@
-"""Checkpoint I/O: the release's PyTorch layout (release_io) and its key map (flow_keys)."""
+"""Checkpoint I/O: the release's PyTorch layout (release_io) and its key maps (flow_keys,
+vision_keys). Importing the package registers the vision encoder's part (vision_io)."""
 
+from samaudio_jax.checkpoint import vision_io
 from samaudio_jax.checkpoint.release_config import (
     model_config_from_release,
     read_release_config,
@@ -15,6 +17,8 @@ from samaudio_jax.checkpoint.release_io import (
     registered_parts,
     save_release,
 )
+
+vision_io.register()
 
 __all__ = [
     "ReleasePart",

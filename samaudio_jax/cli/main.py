@@ -28,6 +28,10 @@ COMMANDS = {
         "samaudio_jax.cli.make_shards",
         "decode a manifest's audio files into ArrayRecord shards",
     ),
+    "video-features": (
+        "samaudio_jax.cli.video_features",
+        "PE-Core features of a (masked) video at the latent frame rate, for shards",
+    ),
     "synth": (
         "samaudio_jax.cli.synth",
         "write the synthetic corpus (train/ and test/ shard directories)",

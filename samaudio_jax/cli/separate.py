@@ -6,13 +6,18 @@ One input:
 writes OUT/target.wav, OUT/residual.wav and OUT/spectrograms.png (mixture, target, residual).
 Batch mode: --input FOLDER (every audio file in it, one description for all) or
 --manifest FILE.jsonl (one JSON object a line: {"input": path, "description": text,
-"spans": [["+", 1.0, 2.5], ...], "name": optional output folder name}); results go to
+"spans": [["+", 1.0, 2.5], ...], "video": optional, "mask": optional, "name": optional
+output folder name}); results go to
 OUT/<name or file stem>/. --config.sample.x=y overrides sampling fields of the loaded config.
+Visual prompt: --video FILE [--mask FILE] (mask: non-zero pixels hidden) with a single --input
+file, or "video"/"mask" in manifest rows; PE-Core weights come from config.vision.checkpoint
+(--config.vision.checkpoint=DIR).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import sys
@@ -34,6 +39,8 @@ def add_arguments(parser) -> None:
         metavar="SIGN:START:END",
         help="time span prompt in seconds, e.g. +:1.0:2.5 (target active) or -:0:1 (repeatable)",
     )
+    parser.add_argument("--video", default=None, help="video prompt for a single --input file")
+    parser.add_argument("--mask", default=None, help="mask video for --video (non-zero = hidden)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--solver", default=None, help="ODE solver (default: the config's)")
     parser.add_argument("--steps", type=int, default=None, help="solver steps (default: config)")
@@ -78,12 +85,17 @@ def read_manifest(path: pathlib.Path) -> list[dict]:
         if not audio.is_absolute():
             audio = path.parent / audio
         spans = [tuple(s) for s in row.get("spans") or []]
+        video, mask = (_relative(path, row.get(k)) for k in ("video", "mask"))
+        if mask is not None and video is None:
+            raise ValueError(f"{path}:{n}: 'mask' needs a 'video'")
         jobs.append(
             dict(
                 input=audio,
                 description=str(row["description"]),
                 spans=spans,
                 name=str(row.get("name") or audio.stem),
+                video=video,
+                mask=mask,
             )
         )
     if not jobs:
@@ -91,9 +103,22 @@ def read_manifest(path: pathlib.Path) -> list[dict]:
     return jobs
 
 
+def _relative(manifest: pathlib.Path, value) -> pathlib.Path | None:
+    if not value:
+        return None
+    p = pathlib.Path(value)
+    return p if p.is_absolute() else manifest.parent / p
+
+
 def collect_jobs(args) -> list[dict]:
     spans = [parse_span(s) for s in args.span]
+    video = getattr(args, "video", None)
+    mask = getattr(args, "mask", None)
+    if mask and not video:
+        raise ValueError("--mask: needs --video")
     if args.manifest:
+        if video:
+            raise ValueError("--video: not with --manifest (give 'video' in its rows)")
         return read_manifest(pathlib.Path(args.manifest))
     if args.description is None:
         raise ValueError("--description: required with --input (what to separate)")
@@ -102,12 +127,27 @@ def collect_jobs(args) -> list[dict]:
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
             raise ValueError(f"--input: folder {source} holds no audio files ({AUDIO_SUFFIXES})")
+        if video:
+            raise ValueError("--video: only with a single --input file (or manifest rows)")
         return [
-            dict(input=f, description=args.description, spans=spans, name=f.stem) for f in files
+            dict(input=f, description=args.description, spans=spans, name=f.stem, video=None)
+            for f in files
         ]
     if not source.is_file():
         raise ValueError(f"--input: no such file or folder: {source}")
-    return [dict(input=source, description=args.description, spans=spans, name=None)]
+    for flag, value in (("--video", video), ("--mask", mask)):
+        if value and not pathlib.Path(value).is_file():
+            raise ValueError(f"{flag}: no such file: {value}")
+    return [
+        dict(
+            input=source,
+            description=args.description,
+            spans=spans,
+            name=None,
+            video=video and pathlib.Path(video),
+            mask=mask and pathlib.Path(mask),
+        )
+    ]
 
 
 def save_spectrograms(path: pathlib.Path, mixture, target, residual, sample_rate: int) -> None:
@@ -183,16 +223,35 @@ def _run(args, overrides) -> int:
     batch_size = args.batch_size or int(separator.config.sample.max_batch)
     if batch_size < 1:
         raise ValueError(f"--batch_size: expected >= 1, got {batch_size}")
+    encoder = None
+    if any(j.get("video") for j in jobs):
+        from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
+
+        encoder = frame_encoder_from_config(separator.config.vision)
     items = tqdm(range(0, len(jobs), batch_size), desc="batches", disable=len(jobs) <= 1)
     for first in items:
         group = jobs[first : first + batch_size]
         mixtures = [
             audio_io.load_audio(j["input"], rate, where=f"--input ({j['input']})") for j in group
         ]
+        video_features = None
+        if encoder is not None:
+            from samaudio_jax.vision.features import per_input_video_features
+
+            hop = separator.codec.hop_length
+            video_features = per_input_video_features(
+                encoder,
+                [j.get("video") for j in group],
+                [math.ceil(len(m) / hop) for m in mixtures],
+                [j.get("mask") for j in group],
+                hop_length=hop,
+                sample_rate=rate,
+            )
         result = separator.separate(
             mixtures,
             [j["description"] for j in group],
             [j["spans"] for j in group],
+            video_features,
             key=jax.random.fold_in(key, first),
             max_batch=batch_size,
             progress=progress,

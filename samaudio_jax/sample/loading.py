@@ -114,11 +114,33 @@ class Separator:
     model: nnx.Module
     codec: nnx.Module
     text_encoder: nnx.Module | None
+    vision: object | None = None  # vision.features.FrameEncoder, loaded on first video prompt
 
-    def separate(self, audios, descriptions, spans=None, video_features=None, *, key=None, **kw):
+    def separate(
+        self,
+        audios,
+        descriptions,
+        spans=None,
+        video_features=None,
+        *,
+        key=None,
+        videos=None,
+        masks=None,
+        **kw,
+    ):
         """`sample.separate` with the config's sampling defaults (solver, steps, candidates,
-        chunking, prediction); keyword arguments override them."""
+        chunking, prediction); keyword arguments override them.
+
+        Visual prompts: `video_features` ((Dv, T_i) per input, None = no video), or `videos`
+        (paths or vision.video.Video, None per input = no video) with optional `masks`
+        (non-zero = hidden), encoded by the PE-Core tower of config.vision at the latent rate.
+        """
         from samaudio_jax.sample.separate import separate
+
+        if videos is not None:
+            if video_features is not None:
+                raise ValueError("video_features and videos: give one of them, not both")
+            video_features, audios = self.video_features(audios, videos, masks)
 
         s = self.config.sample
         options = dict(
@@ -147,6 +169,28 @@ class Separator:
             key=key,
             **options,
         )
+
+    def video_features(self, audios, videos, masks=None):
+        """(video_features, loaded audios): per input (Dv, T_i) features of its (masked) video
+        at the latent rate of the input's length, or None where videos[i] is None."""
+        import math
+
+        from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
+        from samaudio_jax.sample import audio_io
+        from samaudio_jax.vision.features import per_input_video_features
+
+        rate, hop = self.codec.sample_rate, self.codec.hop_length
+        waves = [audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)]
+        if len(videos) != len(waves):
+            raise ValueError(f"videos: expected one per input ({len(waves)}), got {len(videos)}")
+        if self.vision is None:
+            self.vision = frame_encoder_from_config(self.config.vision)
+        frames = [math.ceil(len(w) / hop) for w in waves]
+        masks = None if masks is None else list(masks)
+        feats = per_input_video_features(
+            self.vision, list(videos), frames, masks, hop_length=hop, sample_rate=rate
+        )
+        return feats, waves
 
 
 def build_separator(config: ml_collections.ConfigDict, seed: int = 0) -> Separator:

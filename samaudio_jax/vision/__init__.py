@@ -1,1 +1,7 @@
-"""Visual prompts: PE-Core vision tower and masked-video loading."""
+"""Visual prompts: the PE-Core vision tower and masked video at the latent frame rate.
+
+pe.py        PEVisionTower (PE-Core-L14-336 by default; sizes from config.vision)
+video.py     decode a video, pick the nearest frame per latent frame, mask, resize, normalise
+features.py  FrameEncoder (jitted, batched over frames), per-clip features, batch features
+Weights load from a release's vision_encoder.* keys: checkpoint/vision_io.py.
+"""

@@ -1,0 +1,86 @@
+"""Frames/s of the PE-Core vision tower on CPU: ours (NNX, jitted) against timm's
+vit_pe_core model (torch, run in the vision venv as a subprocess), same random weights.
+
+Mid-size default: 112 px (8x8 patches of 14), width 384, 6 layers, 6 heads, 8 pool heads.
+Prints the median over --runs timed runs after one warm-up (compilation excluded), timm with
+1 torch thread and with all cores, and the ratio ours / the faster timm. The vision venv: SAMAUDIO_VISION_PYTHON or /work/venv-vision/bin/python.
+
+    PYTHONPATH=. python bench/vision.py [--frames 8] [--runs 5] [--image 112] [--width 384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import jax
+import numpy as np
+
+from samaudio_jax.checkpoint.vision_io import load_vision_part
+from samaudio_jax.vision.features import FrameEncoder
+from samaudio_jax.vision.pe import PEConfig
+from tests.vision_reference import random_visual_state, run_timm, vision_python
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--image", type=int, default=112)
+    parser.add_argument("--width", type=int, default=384)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--heads", type=int, default=6)
+    args = parser.parse_args()
+    python = vision_python()
+    if python is None:
+        print(
+            "vision venv not found (SAMAUDIO_VISION_PYTHON or /work/venv-vision)", file=sys.stderr
+        )
+        return 1
+    cfg = PEConfig(
+        image_size=args.image,
+        patch_size=14,
+        width=args.width,
+        layers=args.layers,
+        heads=args.heads,
+        pool_heads=8,
+        output_dim=args.width,
+    )
+    state = random_visual_state(cfg, seed=0)
+    frames = np.random.default_rng(1).uniform(
+        -1, 1, (args.frames, cfg.image_size, cfg.image_size, 3)
+    )
+    frames = frames.astype(np.float32)
+
+    encoder = FrameEncoder(load_vision_part(state, base=cfg).tower, batch_size=args.frames)
+    jax.block_until_ready(encoder(frames))  # compile
+    ours = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        out = jax.block_until_ready(encoder(frames))
+        ours.append(time.perf_counter() - start)
+    # torch's intra-op threads: all cores can lose badly to one on a shared machine; both run
+    timm_runs = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        theirs = run_timm(python, cfg, state, frames, repeats=args.runs, threads=threads)
+        timm_runs[threads] = float(np.median(theirs["seconds"]))
+    err = float(np.max(np.abs(np.asarray(out) - theirs["normalized"])))
+    t_ours, t_timm = statistics.median(ours), min(timm_runs.values())
+    print(
+        f"PE tower {cfg.image_size}px/{cfg.patch_size}, width {cfg.width}, {cfg.layers} layers, "
+        f"{args.frames} frames, float32, CPU x{os.cpu_count()}"
+    )
+    print(f"{'impl':<12}{'median s':>10}{'frames/s':>10}")
+    print(f"{'ours (jax)':<12}{t_ours:>10.4f}{args.frames / t_ours:>10.1f}")
+    for threads, t in timm_runs.items():
+        name = f"timm {threads}thr"
+        print(f"{name:<12}{t:>10.4f}{args.frames / t:>10.1f}")
+    print(f"ratio ours/best timm (time): {t_ours / t_timm:.2f}   max |diff|: {err:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

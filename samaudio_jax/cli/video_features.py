@@ -1,0 +1,62 @@
+"""`samaudio-jax video-features --video V [--mask M] --out F.npy`: the PE-Core embedding of the
+masked frame at each latent frame of a clip, (T, output_dim) float32, the per-example array
+a data shard stores for visual-prompt training.
+
+T is --frames, else ceil(--seconds * sample_rate / hop_length), else the video's duration at
+the latent rate. Weights: config.vision.checkpoint (a release directory or file holding
+vision_encoder.*); sizes and numerics from config.vision.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+from samaudio_jax.cli.config_loader import apply_overrides, load_config
+from samaudio_jax.config_schema import default_config
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--video", required=True, help="video file")
+    parser.add_argument("--mask", default="", help="mask video (non-zero = hidden), same frames")
+    parser.add_argument("--out", required=True, help="output .npy file")
+    parser.add_argument("--frames", type=int, default=0, help="latent frames (0 = from --seconds)")
+    parser.add_argument("--seconds", type=float, default=0.0, help="audio length (0 = video's)")
+    parser.add_argument("--config", default="", help="experiment file (default config if empty)")
+
+
+def run(args, overrides) -> int:
+    from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
+    from samaudio_jax.vision.features import clip_features
+    from samaudio_jax.vision.video import read_video
+
+    config = load_config(args.config, overrides) if args.config else default_config()
+    if not args.config:
+        apply_overrides(config, overrides)
+    hop, rate = int(config.codec.hop_length), int(config.codec.sample_rate)
+    video = read_video(args.video)
+    if args.frames > 0:
+        frames = args.frames
+    else:
+        seconds = args.seconds if args.seconds > 0 else video.duration
+        frames = math.ceil(seconds * rate / hop)
+    encoder = frame_encoder_from_config(config.vision)
+    feats = np.asarray(
+        clip_features(encoder, video, frames, args.mask or None, hop_length=hop, sample_rate=rate)
+    )
+    out = pathlib.Path(args.out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npy", dir=out.parent or ".")
+    os.close(fd)
+    try:
+        np.save(tmp, feats.astype(np.float32))
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    print(f"video-features: {feats.shape[0]} frames x {feats.shape[1]} -> {out}")
+    return 0

@@ -1,0 +1,153 @@
+"""Per-latent-frame visual features: the PE-Core tower run over masked frames, batched.
+
+FrameEncoder jits the tower once per batch size and runs any number of frames through it in
+fixed-size chunks (the last chunk zero-padded, so one compilation serves every clip).
+clip_features gives (T, D) for one clip, the array a data shard stores per example;
+flow_video_features stacks such arrays into the flow network's (B, D, T), zeros where an
+example has no video or is shorter.
+
+Training with visual prompts (how the pipeline would carry them; the shards and the Grain
+pipeline do not carry video yet): make-shards would run clip_features on each example's masked
+video at the latent rate (T = ceil(seconds * 25); `samaudio-jax video-features` does it for one
+clip) and store it as an array "video_features" (T, 1024) beside the audio; the pipeline crops
+it with the audio segment's frame offsets, zero-pads to the segment length and emits batch
+key "video" as (B, 1024, T). train/step.py already takes batch["video"] (B, Dv, T) and applies
+visual-prompt dropout there (objective.drop_video: zeros, the release's "no video", with
+probability train.cond_dropout per example).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from samaudio_jax.vision.pe import PEVisionTower
+from samaudio_jax.vision.video import Video, masked_frames_for_latents
+
+
+class FrameEncoder:
+    """Runs a PEVisionTower over (N, S, S, 3) frames in jitted chunks of `batch_size`."""
+
+    def __init__(self, tower: PEVisionTower, batch_size: int = 32, normalize: bool = True):
+        if batch_size <= 0:
+            raise ValueError(f"vision.batch_size must be > 0, got {batch_size}")
+        self.cfg = tower.cfg
+        self.batch_size = int(batch_size)
+        self._graphdef, self._state = nnx.split(tower)
+
+        @jax.jit
+        def run(state, frames):
+            return nnx.merge(self._graphdef, state)(frames, normalize=normalize)
+
+        self._run = run
+
+    def __call__(self, frames: jax.Array | np.ndarray) -> jax.Array:
+        """(N, S, S, 3) normalised frames -> (N, output_dim) float32 (unit norm by default)."""
+        frames = jnp.asarray(frames)
+        n = frames.shape[0]
+        if n == 0:
+            return jnp.zeros((0, self.cfg.output_dim), jnp.float32)
+        b = min(self.batch_size, n)
+        outs = []
+        for start in range(0, n, b):
+            chunk = frames[start : start + b]
+            pad = b - chunk.shape[0]
+            if pad:
+                chunk = jnp.concatenate([chunk, jnp.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+            outs.append(self._run(self._state, chunk)[: b - pad])
+        return jnp.concatenate(outs, axis=0)
+
+
+def clip_features(
+    encoder: FrameEncoder,
+    video: Video | str | os.PathLike,
+    num_latent_frames: int,
+    mask: Video | np.ndarray | str | os.PathLike | None = None,
+    *,
+    hop_length: int = 1920,
+    sample_rate: int = 48000,
+) -> jax.Array:
+    """(num_latent_frames, output_dim): one embedding of the masked frame at each latent frame."""
+    frames = masked_frames_for_latents(
+        video,
+        num_latent_frames,
+        mask,
+        hop_length=hop_length,
+        sample_rate=sample_rate,
+        image_size=encoder.cfg.image_size,
+    )
+    return encoder(frames)
+
+
+def per_input_video_features(
+    encoder: FrameEncoder,
+    videos: list,
+    num_latent_frames: list[int],
+    masks: list | None = None,
+    *,
+    hop_length: int = 1920,
+    sample_rate: int = 48000,
+) -> list[np.ndarray | None]:
+    """sample.separate's `video_features`: per input (output_dim, T_i) float32, or None where
+    videos[i] is None (no visual prompt)."""
+    if len(videos) != len(num_latent_frames) or (masks is not None and len(masks) != len(videos)):
+        raise ValueError(
+            f"videos ({len(videos)}), num_latent_frames ({len(num_latent_frames)}) and masks "
+            f"({'-' if masks is None else len(masks)}) must have one entry per example"
+        )
+    out = []
+    for i, video in enumerate(videos):
+        mask = None if masks is None else masks[i]
+        if video is None:
+            if mask is not None:
+                raise ValueError(f"masks[{i}] is given but videos[{i}] is None")
+            out.append(None)
+            continue
+        feats = clip_features(
+            encoder,
+            video,
+            int(num_latent_frames[i]),
+            mask,
+            hop_length=hop_length,
+            sample_rate=sample_rate,
+        )
+        out.append(np.asarray(feats, np.float32).T)
+    return out
+
+
+def video_prompt_features(
+    encoder: FrameEncoder,
+    videos: list,
+    num_latent_frames: list[int],
+    length: int,
+    masks: list | None = None,
+    *,
+    hop_length: int = 1920,
+    sample_rate: int = 48000,
+) -> jax.Array:
+    """The flow network's masked_video_features (B, D, length) for a batch: example i uses
+    videos[i] (path, Video or None = no video) masked by masks[i] over its first
+    num_latent_frames[i] frames; padding frames and examples without video are zeros."""
+    per_input = per_input_video_features(
+        encoder, videos, num_latent_frames, masks, hop_length=hop_length, sample_rate=sample_rate
+    )
+    per_example = [None if f is None else f.T for f in per_input]
+    return flow_video_features(per_example, length, encoder.cfg.output_dim)
+
+
+def flow_video_features(per_example: list[jax.Array | np.ndarray | None], length: int, dim: int):
+    """Stacks (T_i, dim) arrays (None = no video) into (B, dim, length), zero padded/cropped."""
+    out = np.zeros((len(per_example), dim, length), np.float32)
+    for i, feats in enumerate(per_example):
+        if feats is None:
+            continue
+        feats = np.asarray(feats, np.float32)
+        if feats.ndim != 2 or feats.shape[1] != dim:
+            raise ValueError(f"video features {i}: expected (T, {dim}), got {feats.shape}")
+        t = min(length, feats.shape[0])
+        out[i, :, :t] = feats[:t].T
+    return jnp.asarray(out)
