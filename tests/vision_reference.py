@@ -1,7 +1,7 @@
 """Random PE-Core weights in the release's layout, and timm's model run on them in the
 vision venv (a subprocess: torchvision cannot live in the project's venv).
 
-The helpers run in that venv (tests/helpers/*.py); its python comes from SAMAUDIO_VISION_PYTHON, else /work/venv-vision/bin/python.
+The helpers run in that venv (tests/helpers/*.py); its python comes from SAMAUDIO_VISION_PYTHON, else ~/.cache/samaudio-jax/venv-vision/bin/python (what .ci/run builds).
 Build it with:
     python3 -m venv /work/venv-vision
     /work/venv-vision/bin/pip install torch==2.14.1 torchvision==0.29.1 timm numpy
@@ -21,7 +21,7 @@ from samaudio_jax.checkpoint import vision_keys
 from samaudio_jax.vision.pe import PEConfig
 
 HELPERS = pathlib.Path(__file__).parent / "helpers"
-DEFAULT_PYTHON = "/work/venv-vision/bin/python"
+DEFAULT_PYTHON = os.path.expanduser("~/.cache/samaudio-jax/venv-vision/bin/python")
 # grid 5x5 (rows and columns both matter for RoPE), head_dim 16, 2 pool heads, output != width
 SMALL_PE = PEConfig(
     image_size=40, patch_size=8, width=64, layers=2, heads=4, pool_heads=2, output_dim=48
