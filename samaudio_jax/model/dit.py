@@ -128,6 +128,7 @@ class DiTBlock(nnx.Module):
         dropout_key: jax.Array | None = None,
     ) -> jax.Array:
         b, _, d = x.shape
+        x = L.constrain_acts(x)
         mod = self.scale_shift_table[...].astype(jnp.float32)[None] + t0.reshape(b, 6, d)
         mod = mod.astype(x.dtype)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
@@ -138,11 +139,12 @@ class DiTBlock(nnx.Module):
         a = self.attention(
             modulate(self.attention_norm(x), shift_msa, scale_msa), None, padding_mask
         )
-        h = x + gate_msa * L.dropout(a, rate, keys[0])
+        h = L.constrain_acts(x + gate_msa * L.dropout(a, rate, keys[0]))
         if y is not None:
             h = h + L.dropout(self.cross_attention(h, y, memory_mask), rate, keys[1])
+            h = L.constrain_acts(h)
         f = self.feed_forward(modulate(self.ffn_norm(h), shift_mlp, scale_mlp))
-        return (h + gate_mlp * L.dropout(f, rate, keys[2])).astype(x.dtype)
+        return L.constrain_acts((h + gate_mlp * L.dropout(f, rate, keys[2])).astype(x.dtype))
 
 
 def _run_block(block_fn, remat_policy: str):
@@ -207,12 +209,14 @@ class DiT(nnx.Module):
         memory_mask (B, S) True=attend, t_extra (B, D) added to the t embedding."""
         x = x.astype(self.dtype)
         valid = padding_mask if self.padding_aware_groupnorm else None
-        h = self.x_embedder(x, valid)
-        t_emb = self.t_embedder(time)
+        h = L.constrain_acts(self.x_embedder(L.constrain_acts(x), valid))
+        t_emb = L.constrain_acts(self.t_embedder(time))
         if t_extra is not None:
             t_emb = t_emb + t_extra.astype(t_emb.dtype)
-        t0 = self.t_block(jax.nn.silu(t_emb))
-        y = self.y_embedder(memory.astype(self.dtype)) if memory is not None else None
+        t0 = L.constrain_acts(self.t_block(jax.nn.silu(t_emb)))
+        y = None
+        if memory is not None:
+            y = L.constrain_acts(self.y_embedder(L.constrain_acts(memory.astype(self.dtype))))
         layer_keys = None if dropout_key is None else jax.random.split(dropout_key, self.num_layers)
 
         def apply_block(graphdef):
@@ -228,7 +232,7 @@ class DiT(nnx.Module):
 
             def body(carry, xs):
                 st, key = xs
-                return block_fn(st, carry, key), None
+                return L.constrain_acts(block_fn(st, L.constrain_acts(carry), key)), None
 
             h, _ = jax.lax.scan(body, h, (state, layer_keys))
         else:
@@ -240,4 +244,4 @@ class DiT(nnx.Module):
         table = self.final_layer_scale_shift_table[...].astype(jnp.float32)
         shift = (table[0][None] + t_emb)[:, None].astype(h.dtype)
         scale = (table[1][None] + t_emb)[:, None].astype(h.dtype)
-        return self.output(modulate(self.norm(h), shift, scale))
+        return L.constrain_acts(self.output(modulate(self.norm(h), shift, scale)))

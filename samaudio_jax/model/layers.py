@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from samaudio_jax.parallel.constraints import constrain
+
 Initializer = Callable[[jax.Array, Sequence[int], jnp.dtype], jax.Array]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -61,6 +63,11 @@ def ones_init(key, shape, dtype):
 def zeros_init(key, shape, dtype):
     del key
     return jnp.zeros(shape, dtype)
+
+
+def constrain_acts(x: jax.Array, last: str | None = None) -> jax.Array:
+    """Constrains an activation (B, [T, ...,] C) to (batch, length..., last) logical axes."""
+    return constrain(x, ("batch",) + ("length",) * (x.ndim - 2) + (last,))
 
 
 def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
@@ -137,7 +144,8 @@ class SwiGLU(nnx.Module):
         self.w2 = Dense(hidden_dim, out_dim, axes=(hidden_axis, out_axis), **kw)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.w2(jax.nn.silu(self.w1(x)) * self.w3(x))
+        hidden = constrain_acts(jax.nn.silu(self.w1(x)) * self.w3(x), "mlp")
+        return constrain_acts(self.w2(hidden))
 
 
 def ffn_hidden_dim(dim: int, ffn_exp: int, multiple_of: int) -> int:
@@ -216,13 +224,15 @@ class Attention(nnx.Module):
         q = jnp.einsum("btd,dkh->bthk", x, self.wq[...].astype(dt))
         k = jnp.einsum("bsd,dkh->bshk", src, self.wk[...].astype(dt))
         v = jnp.einsum("bsd,dkh->bshk", src, self.wv[...].astype(dt))
+        q, k, v = (constrain(a, ("batch", "length", "heads", "kv")) for a in (q, k, v))
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.use_rope and context is None:
             q, k = apply_rope(q, self.rope_theta), apply_rope(k, self.rope_theta)
         mask = None if key_mask is None else key_mask[:, None, None, :].astype(bool)
         out = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=self.attention_impl)
-        return jnp.einsum("bthk,hkd->btd", out, self.wo[...].astype(dt))
+        out = constrain(out, ("batch", "length", "heads", "kv"))
+        return constrain_acts(jnp.einsum("bthk,hkd->btd", out, self.wo[...].astype(dt)))
 
 
 class GroupNorm1(nnx.Module):

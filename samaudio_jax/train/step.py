@@ -26,6 +26,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from samaudio_jax.data.spans import span_array_to_anchors
 from samaudio_jax.parallel import rules as rules_lib
+from samaudio_jax.parallel.constraints import activation_sharding
 from samaudio_jax.train import objective
 from samaudio_jax.train.optimizer import ema_update, learning_rate_schedule
 from samaudio_jax.train.state import TrainSetup
@@ -235,7 +236,11 @@ def make_train_step(setup: TrainSetup):
         }
         return new_state, metrics
 
-    return step
+    def constrained_step(state, frozen, batch, rng):
+        with activation_sharding(setup.mesh, rules):
+            return step(state, frozen, batch, rng)
+
+    return constrained_step
 
 
 def jit_train_step(setup: TrainSetup, batch_like: dict):
