@@ -220,13 +220,16 @@ def summary_table(work: pathlib.Path, state: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=print) -> dict:
-    """Runs (or resumes) every stage; returns the demo state dict."""
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=_print_flush) -> dict:
+    """Runs (or resumes) every stage; returns the demo state dict. print_fn(line)."""
     from samaudio_jax.checkpoint.workdir import separator_from_workdir
 
-    def say(*args, **kw):
-        kw.pop("flush", None)
-        print_fn(*args, flush=True, **kw)
+    def say(*args, **_):
+        print_fn(" ".join(str(a) for a in args))
 
     work = pathlib.Path(workdir).absolute()
     work.mkdir(parents=True, exist_ok=True)
