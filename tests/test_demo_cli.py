@@ -89,3 +89,10 @@ def test_demo_runs_end_to_end_resumes_and_exports(tmp_path):
     assert abs(a - b) < 1e-4
 
     assert export_cli.run(ns(workdir=str(tmp_path / "none"), out=str(out), step=None), []) == 2
+
+    # train fine-tunes the imported checkpoint: it resumes from step 0
+    from samaudio_jax.train.loop import train
+
+    config = load_config(str(imported / "config.py"), ["--config.train.steps=1"])
+    result = train(config, str(imported), print_fn=lambda *a, **k: None)
+    assert result.resumed_from == 0 and result.final_step == 1
