@@ -36,6 +36,13 @@ COMMANDS = {
         "samaudio_jax.cli.synth",
         "write the synthetic corpus (train/ and test/ shard directories)",
     ),
+    "demo": (
+        "samaudio_jax.cli.demo",
+        "synthesise, train, evaluate, separate and export the demo (resumes from --workdir)",
+    ),
+    "eval": ("samaudio_jax.cli.eval", "SI-SDR / SI-SDRi / SDR on held-out mixtures"),
+    "export": ("samaudio_jax.cli.export", "a training workdir -> the release's checkpoint layout"),
+    "import": ("samaudio_jax.cli.import_release", "a release-layout dir -> an Orbax workdir"),
 }
 
 

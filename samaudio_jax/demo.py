@@ -1,0 +1,251 @@
+"""`samaudio-jax demo`: synthesise a corpus, train, evaluate, separate, export, re-import.
+
+Stages (each skipped when its output is already complete, so a second run resumes):
+  data       DIR/data/{train,test}            write_synth_corpus
+  scale      DIR/latent_scale.npy             per-bin RMS of training mixtures
+  train      DIR/checkpoints, metrics.jsonl, tb/   the real trainer (resumes from Orbax)
+  eval       DIR/eval.json                    held-out mixtures, SI-SDR / SI-SDRi / SDR
+  separate   DIR/separation/{mixture,target,residual}.wav, spectrograms.png
+  export     DIR/export                       release-layout checkpoint (docs/export_layout.md)
+  check      re-import DIR/export; the model's outputs must be identical
+Stage results are kept in DIR/demo_state.json; the summary table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+import numpy as np
+
+STATE_FILE = "demo_state.json"
+# Text-only prompting (no span anchors), as in the recipe (docs/demo_recipe.md).
+DEMO_DATA_OVERRIDES = {"span_dropout": 1.0}
+
+
+def _load_state(work: pathlib.Path) -> dict:
+    path = work / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _save_state(work: pathlib.Path, state: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=work)
+    with os.fdopen(fd, "w") as f:
+        json.dump(state, f, indent=2)
+    os.replace(tmp, work / STATE_FILE)
+
+
+def prepare_config(config, work: pathlib.Path):
+    """The demo's config with its workdir paths filled in."""
+    config.data.dir = str(work / "data")
+    config.codec.latent_scale = str(work / "latent_scale.npy")
+    for k, v in DEMO_DATA_OVERRIDES.items():
+        config.data[k] = v
+    return config
+
+
+def stage_data(config, work: pathlib.Path, say) -> None:
+    from samaudio_jax.data.synth import write_synth_corpus
+
+    data = work / "data"
+    if (data / "train" / "index.json").is_file() and (data / "test" / "index.json").is_file():
+        say(f"data: {data} already complete")
+        return
+    s = config.data.synth
+    t0 = time.perf_counter()
+    write_synth_corpus(
+        data,
+        seed=int(config.seed),
+        classes=tuple(s.classes),
+        sample_rate=int(config.data.sample_rate),
+        clip_seconds=float(s.clip_seconds),
+        train_per_class=int(s.train_per_class),
+        test_per_class=int(s.test_per_class),
+        overwrite=True,
+    )
+    say(f"data: wrote {data} in {time.perf_counter() - t0:.1f} s")
+
+
+def stage_scale(config, work: pathlib.Path, say, batches: int = 16) -> None:
+    from samaudio_jax.codec import frames
+    from samaudio_jax.data import pipeline
+
+    path = pathlib.Path(config.codec.latent_scale)
+    if config.codec.kind != "frames":
+        config.codec.latent_scale = ""
+        return
+    if path.is_file():
+        say(f"scale: {path} already measured")
+        return
+    ds = pipeline.make_dataset(
+        pipeline.open_split(config.data, "train"),
+        pipeline.PipelineConfig.from_config(config.data),
+        batch_size=int(config.train.global_batch_size),
+        seed=int(config.seed) + 7,
+    )
+    it = iter(ds)
+    mixtures = [next(it)["mixture"] for _ in range(batches)]
+    frames.save_latent_scale(
+        str(path), frames.measure_latent_scale(mixtures, int(config.codec.hop_length))
+    )
+    say(f"scale: measured on {batches * int(config.train.global_batch_size)} mixtures -> {path}")
+
+
+def stage_train(config, work: pathlib.Path, state: dict, say) -> None:
+    from samaudio_jax.checkpoint.workdir import latest_step
+    from samaudio_jax.train.loop import train
+
+    total = int(config.train.steps)
+    done = latest_step(work)
+    if done is not None and done >= total:
+        say(f"train: checkpoint at step {done} already reaches train.steps={total}")
+        state.setdefault("train", {})["final_step"] = done
+        return
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = train(config, str(work), print_fn=say)
+    info = state.setdefault("train", {})
+    info["final_step"] = result.final_step
+    info["resumed_from"] = result.resumed_from
+    info["wall_s"] = info.get("wall_s", 0.0) + time.perf_counter() - t0
+    info["cpu_s"] = info.get("cpu_s", 0.0) + time.process_time() - c0
+    if result.losses:
+        info["last_loss"] = result.losses[max(result.losses)]
+    if result.preempted:
+        raise SystemExit("demo: training was interrupted; run the same command to resume")
+
+
+def stage_eval(config, work, state, separator, step, num, say) -> None:
+    from samaudio_jax.eval import evaluate as ev
+
+    out = work / "eval.json"
+    if out.is_file() and state.get("eval", {}).get("step") == step and state["eval"]["num"] == num:
+        say(f"eval: {out} already holds step {step}")
+        return
+    t0 = time.perf_counter()
+    mixtures = ev.heldout_mixtures(work / "data", config.data, num)
+    summary = ev.evaluate(separator, mixtures)
+    summary["step"] = step
+    ev.write_json(out, summary)
+    say(ev.format_table(summary))
+    state["eval"] = {
+        "step": step,
+        "num": num,
+        "seconds": time.perf_counter() - t0,
+        **{k: summary["overall"][k] for k in ("si_sdri_median", "si_sdri_mean", "sdr_median")},
+    }
+
+
+def stage_separate(config, work, state, separator, step, say) -> None:
+    import jax
+
+    from samaudio_jax.cli.separate import save_spectrograms
+    from samaudio_jax.eval import evaluate as ev
+    from samaudio_jax.sample.audio_io import write_wav
+
+    out = work / "separation"
+    names = ("mixture.wav", "target.wav", "residual.wav", "spectrograms.png")
+    if all((out / n).is_file() for n in names) and state.get("separate", {}).get("step") == step:
+        say(f"separate: {out} already written for step {step}")
+        return
+    mix = ev.heldout_mixtures(work / "data", config.data, 1, seed=ev.EVAL_SEED + 1)[0]
+    result = separator.separate([mix.mixture], [mix.description], key=jax.random.key(0))
+    rate = int(config.codec.sample_rate)
+    out.mkdir(parents=True, exist_ok=True)
+    write_wav(out / "mixture.wav", mix.mixture, rate)
+    write_wav(out / "target.wav", result.target[0], rate)
+    write_wav(out / "residual.wav", result.residual[0], rate)
+    save_spectrograms(
+        out / "spectrograms.png", mix.mixture, result.target[0], result.residual[0], rate
+    )
+    state["separate"] = {"step": step, "description": mix.description, "dir": str(out)}
+    say(f"separate: '{mix.description}' -> {out}")
+
+
+def outputs_identical(a, b, seed: int = 0) -> float:
+    """Max |difference| of the two separators' flow outputs on the same random inputs."""
+    import jax
+    import jax.numpy as jnp
+
+    m = a.config.model
+    k = jax.random.split(jax.random.key(seed), 3)
+    x = jax.random.normal(k[0], (2, 16, 2 * m.latent_dim))
+    mix = jax.random.normal(k[1], (2, 16, 2 * m.latent_dim))
+    t = jnp.asarray([0.25, 0.75])
+    outs = []
+    for s in (a, b):
+        ids, mask = s.text_encoder.tokenize(["a steady pure tone", "a burst of white noise"])
+        feats = s.text_encoder(jnp.asarray(ids), jnp.asarray(mask))
+        enc = s.codec.encode(jax.random.normal(k[2], (2, 16 * s.codec.hop_length)))
+        outs.append(np.asarray(s.model(x, mix, feats, jnp.asarray(mask), t)))
+        outs.append(np.asarray(enc))
+    return float(max(np.max(np.abs(outs[0] - outs[2])), np.max(np.abs(outs[1] - outs[3]))))
+
+
+def stage_export(config, work, state, separator, step, say) -> None:
+    from samaudio_jax.checkpoint.export import export_separator, import_separator
+
+    out = work / "export"
+    if (out / "config.json").is_file() and state.get("export", {}).get("step") == step:
+        say(f"export: {out} already holds step {step}")
+        return
+    export_separator(separator, out)
+    again = import_separator(out, work / "export_check")
+    diff = outputs_identical(separator, again)
+    if diff != 0.0:
+        raise RuntimeError(f"export: the re-imported model differs (max |diff| {diff})")
+    state["export"] = {"step": step, "dir": str(out), "reimport_max_abs_diff": diff}
+    say(f"export: {out} (re-imported: identical outputs)")
+
+
+def summary_table(work: pathlib.Path, state: dict) -> str:
+    tr, ev = state.get("train", {}), state.get("eval", {})
+    rows = [
+        ("steps", tr.get("final_step")),
+        ("train wall s", f"{tr.get('wall_s', float('nan')):.1f}"),
+        ("train cpu s", f"{tr.get('cpu_s', float('nan')):.1f}"),
+        ("eval mixtures", ev.get("num")),
+        ("SI-SDRi median dB", f"{ev.get('si_sdri_median', float('nan')):.2f}"),
+        ("SI-SDRi mean dB", f"{ev.get('si_sdri_mean', float('nan')):.2f}"),
+        ("SDR median dB", f"{ev.get('sdr_median', float('nan')):.2f}"),
+        ("checkpoints", work / "checkpoints"),
+        ("metrics", work / "metrics.jsonl"),
+        ("eval", work / "eval.json"),
+        ("separation", work / "separation"),
+        ("export", work / "export"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _print_flush(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=_print_flush) -> dict:
+    """Runs (or resumes) every stage; returns the demo state dict. print_fn(line)."""
+    from samaudio_jax.checkpoint.workdir import separator_from_workdir
+
+    def say(*args, **_):
+        print_fn(" ".join(str(a) for a in args))
+
+    work = pathlib.Path(workdir).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    config = prepare_config(config, work)
+    state = _load_state(work)
+    stage_data(config, work, say)
+    stage_scale(config, work, say)
+    stage_train(config, work, state, say)
+    _save_state(work, state)
+    separator, step = separator_from_workdir(work)
+    for stage in (
+        lambda: stage_eval(config, work, state, separator, step, eval_mixtures, say),
+        lambda: stage_separate(config, work, state, separator, step, say),
+        lambda: stage_export(config, work, state, separator, step, say),
+    ):
+        stage()
+        _save_state(work, state)
+    say(summary_table(work, state))
+    return state
