@@ -24,6 +24,11 @@ from samaudio_jax.checkpoint import (
 from tests.release_fixtures import random_release_state_dict, small_model_config, write_release_dir
 
 
+def load_flow(path, config=None, **kwargs):
+    """The flow network (and a codec importer when one is registered); vision is skipped."""
+    return load_release(path, config, parts=("audio_codec",), **kwargs)
+
+
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     m = small_model_config()
@@ -45,7 +50,7 @@ def assert_same_state(a: dict, b: dict):
 @pytest.mark.parametrize("fmt", ["pt", "safetensors"])
 def test_export_of_import_is_bit_exact(release, tmp_path, scan_layers, fmt):
     m, state, d = release
-    model, config, report = load_release(d, small_model_config(scan_layers=scan_layers))
+    model, config, report = load_flow(d, small_model_config(scan_layers=scan_layers))
     assert sorted(report.loaded) == sorted(state)
     written = save_release(model, config, tmp_path, formats=(fmt,))
     again, _ = read_state_dict(written[-1])
@@ -65,7 +70,7 @@ def test_bfloat16_file_round_trips_with_its_own_dtypes(tmp_path):
         {k: torch.from_numpy(v.view(np.int16)).view(torch.bfloat16) for k, v in state.items()},
         d / "checkpoint.pt",
     )
-    model, config, report = load_release(d)
+    model, config, report = load_flow(d)
     assert set(report.dtypes.values()) == {"bfloat16"}
     out = tmp_path / "out"
     save_release(model, config, out, formats=("pt", "safetensors"), dtypes=report.dtypes)
@@ -76,10 +81,10 @@ def test_bfloat16_file_round_trips_with_its_own_dtypes(tmp_path):
 
 def test_config_comes_from_config_json_and_outputs_follow_the_weights(release):
     m, state, d = release
-    model, config, _ = load_release(d)
+    model, config, _ = load_flow(d)
     for field in ("dim", "num_layers", "num_heads", "latent_dim", "text_dim", "video_dim"):
         assert config.model[field] == m[field], field
-    scanned, _, _ = load_release(d, small_model_config(scan_layers=True))
+    scanned, _, _ = load_flow(d, small_model_config(scan_layers=True))
     assert np.array_equal(
         np.asarray(model.transformer.layers[1].attention.wq[...]),
         np.asarray(scanned.transformer.layers.attention.wq[...][1]),
@@ -94,7 +99,7 @@ def test_config_comes_from_config_json_and_outputs_follow_the_weights(release):
 def test_other_parts_are_reported_as_skipped(release, caplog):
     _, _, d = release
     with caplog.at_level(logging.INFO, logger="samaudio_jax.checkpoint.release_io"):
-        _, _, report = load_release(d)
+        _, _, report = load_flow(d)
     assert report.skipped == {
         "audio_codec": ["audio_codec.encoder.block.0.weight_v"],
         "vision_encoder": ["vision_encoder.model.proj"],
@@ -114,7 +119,7 @@ def test_a_registered_importer_receives_its_keys_and_exports_them_back(release, 
                 export=lambda obj: obj["arrays"],
             )
         )
-        model, config, report = load_release(d)
+        model, config, report = load_flow(d)
         codec = report.parts["audio_codec"]
         assert codec["rate"] == 48000 and list(codec["arrays"]) == ["encoder.block.0.weight_v"]
         assert "audio_codec" not in report.skipped
@@ -132,14 +137,14 @@ def test_missing_key_is_an_error_naming_it(release, tmp_path):
     broken = {k: v for k, v in state.items() if k != "transformer.layers.1.ffn_norm.weight"}
     d = write_release_dir(tmp_path, m, broken)
     with pytest.raises(KeyError, match="transformer.layers.1.ffn_norm.weight"):
-        load_release(d)
+        load_flow(d)
 
 
 def test_unknown_key_is_an_error_naming_it(release, tmp_path):
     m, state, _ = release
     d = write_release_dir(tmp_path, m, state, extra={"transformer.extra.weight": np.zeros(2)})
     with pytest.raises(KeyError, match="transformer.extra.weight"):
-        load_release(d)
+        load_flow(d)
 
 
 def test_shape_mismatch_is_an_error_naming_the_key(release, tmp_path):
@@ -147,13 +152,13 @@ def test_shape_mismatch_is_an_error_naming_the_key(release, tmp_path):
     bad = dict(state, **{"memory_proj.weight": np.zeros((m.dim, m.text_dim + 1), np.float32)})
     d = write_release_dir(tmp_path, m, bad)
     with pytest.raises(ValueError, match=r"memory_proj\.weight.*shape"):
-        load_release(d)
+        load_flow(d)
 
 
 def test_requested_config_disagreeing_with_config_json_names_the_field(release):
     _, _, d = release
     with pytest.raises(ValueError, match="model.num_heads"):
-        load_release(d, small_model_config(num_heads=8))
+        load_flow(d, small_model_config(num_heads=8))
 
 
 def test_unsupported_release_setting_names_the_field(release, tmp_path):
@@ -162,12 +167,12 @@ def test_unsupported_release_setting_names_the_field(release, tmp_path):
         tmp_path, m, state, config_overrides={"transformer": {"non_linearity": "gelu"}}
     )
     with pytest.raises(ValueError, match="transformer.non_linearity"):
-        load_release(d)
+        load_flow(d)
 
 
 def test_numerics_fields_come_from_the_requested_config(release):
     _, state, d = release
-    model, config, _ = load_release(d, small_model_config(param_dtype="bfloat16"))
+    model, config, _ = load_flow(d, small_model_config(param_dtype="bfloat16"))
     assert config.param_dtype == "bfloat16"  # a config.model in, a config.model out
     wq = model.transformer.layers[0].attention.wq[...]
     assert wq.dtype == jnp.bfloat16

@@ -298,6 +298,7 @@ def load_release(
     config: ml_collections.ConfigDict | None = None,
     *,
     seed: int = 0,
+    parts: Iterable[str] | None = None,
 ) -> tuple[SAMAudioFlow, ml_collections.ConfigDict, ReleaseReport]:
     """Reads a release directory into a SAMAudioFlow.
 
@@ -305,6 +306,8 @@ def load_release(
     architecture fields must agree with config.json (an error names the first that does
     not); numerics fields (dtype, param_dtype, scan_layers, remat_policy, ...) are taken
     from it. Without `config` the model config comes from config.json over the defaults.
+    `parts` names the registered parts to import (None = every part with an importer);
+    the keys of any other part are reported in `report.skipped`, not dropped silently.
     Returns (model, config of the same kind as given (full when None), report).
     """
     path = pathlib.Path(path)
@@ -327,11 +330,9 @@ def load_release(
     report.loaded = [k for k in state if k in flow_set]
     for name, sub in by_part.items():
         part = _PARTS[name]
-        if part.load is None:
+        if part.load is None or (parts is not None and name not in parts):
             report.skipped[name] = sorted(part.prefix + k for k in sub)
-            log.info(
-                "%s: skipped %d %s* keys (no importer registered)", file, len(sub), part.prefix
-            )
+            log.info("%s: skipped %d %s* keys (not imported)", file, len(sub), part.prefix)
         else:
             report.parts[name] = part.load(sub, release)
     model = build_flow(m, arrays, seed=seed)
