@@ -131,7 +131,8 @@ class Block(nn.Module):
 
 
 class ConvUnit(nn.Module):
-    """GroupNorm(1 group) -> SiLU -> Conv1d(k=3, zero padding 1 | 1) on (B, D, T)."""
+    """GroupNorm(1 group) -> SiLU -> Conv1d(k=3, zero padding 1 | 1) on (B, D, T); padding-aware:
+    statistics over valid frames and the conv input zeroed on padded frames."""
 
     def __init__(self, dim: int, padding_aware: bool):
         super().__init__()
@@ -147,9 +148,8 @@ class ConvUnit(nn.Module):
             var = (((x - mean) * m) ** 2).sum(dim=(1, 2), keepdim=True) / count
             x = (x - mean) * torch.rsqrt(var + self.groupnorm.eps)
             x = x * self.groupnorm.weight[None, :, None] + self.groupnorm.bias[None, :, None]
-        else:
-            x = self.groupnorm(x)
-        return self.project(F.pad(F.silu(x), (1, 1)))
+            return self.project(F.pad(F.silu(x) * m, (1, 1)))
+        return self.project(F.pad(F.silu(self.groupnorm(x)), (1, 1)))
 
 
 class ResBlock(nn.Module):

@@ -48,7 +48,7 @@ def release():
 @pytest.fixture(scope="module")
 def clips():
     rng = np.random.default_rng(0)
-    # 113, 119 and 225 latent frames: buckets 128, 128 and 256 (with 2 guard frames).
+    # 113, 119 and 225 latent frames: buckets 128, 128 and 256.
     return [rng.normal(size=n).astype(np.float32) * 0.3 for n in (1800, 1900, 3600)]
 
 
@@ -77,14 +77,16 @@ def run(sep, audios, descriptions, spans=None, **kw):
 @pytest.mark.slow
 def test_padding_aware_batch_of_different_lengths_equals_each_item_alone(aware, clips):
     key = jax.random.key(7)
-    descriptions = ["dog barking", "a cat", "rain on a tin roof"]
-    spans = [[("+", 0.05, 0.12)], None, [("-", 0.0, 0.1)]]
-    batched = run(aware, clips, descriptions, spans, key=key)
-    keys = batching.item_keys(key, 3)
-    for i in (0, 1):
-        alone = run(aware, [clips[i]], [descriptions[i]], [spans[i]], key=keys[i : i + 1])
+    # A fourth input fills its 128-frame bucket exactly: alone it has no padded frame at all.
+    inputs = [*clips, np.random.default_rng(3).normal(size=128 * 16).astype(np.float32) * 0.3]
+    descriptions = ["dog barking", "a cat", "rain on a tin roof", "a bell"]
+    spans = [[("+", 0.05, 0.12)], None, [("-", 0.0, 0.1)], None]
+    batched = run(aware, inputs, descriptions, spans, key=key)
+    keys = batching.item_keys(key, 4)
+    for i in (0, 1, 3):
+        alone = run(aware, [inputs[i]], [descriptions[i]], [spans[i]], key=keys[i : i + 1])
         assert alone.padded_masks[0].shape == (128,) and batched.padded_masks[i].shape == (256,)
-        assert batched.target[i].shape == (clips[i].shape[0],)
+        assert batched.target[i].shape == (inputs[i].shape[0],)
         assert_close(batched.target[i], alone.target[0])
         assert_close(batched.residual[i], alone.residual[0])
     # The span reached the model: frames ceil(0.05 * 8000 / 16) .. ceil(0.12 * 8000 / 16).
@@ -143,7 +145,7 @@ def test_long_input_is_chunked_to_the_exact_length(aware):
         [audio],
         ["rain"],
         key=key,
-        chunk_seconds=0.236,  # 118 frames + 2 guard: the 128-frame bucket
+        chunk_seconds=0.236,  # 118 frames: the 128-frame bucket
         overlap_seconds=0.05,
         max_batch=1,
         progress=lambda d, t: done.append((d, t)),

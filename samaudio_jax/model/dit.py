@@ -39,14 +39,23 @@ def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
 
 
 class ConvBlock(nnx.Module):
-    """GroupNorm(1 group) -> SiLU -> Conv1d(k=3)."""
+    """GroupNorm(1 group) -> SiLU -> Conv1d(k=3).
+
+    With `valid` (B, T) (the padding-aware variant) the GroupNorm statistics use valid frames
+    only and the convolution's input is zero on padded frames, so a valid frame next to the
+    padding sees exactly what it sees at the end of an unpadded sequence (the conv's own zero
+    padding): nothing about the padding's length or content reaches a valid frame.
+    """
 
     def __init__(self, dim: int, *, dtype, param_dtype, rngs: nnx.Rngs):
         self.groupnorm = L.GroupNorm1(dim, param_dtype=param_dtype)
         self.project = L.Conv1d(dim, dim, 3, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, valid: jax.Array | None) -> jax.Array:
-        return self.project(jax.nn.silu(self.groupnorm(x, valid)))
+        h = jax.nn.silu(self.groupnorm(x, valid))
+        if valid is not None:
+            h = jnp.where(valid[:, :, None], h, jnp.zeros((), h.dtype))
+        return self.project(h)
 
 
 class ResnetPatcher(nnx.Module):

@@ -118,13 +118,11 @@ def prepare_batch(
     hop_length: int,
     tokenize=None,
     frames: int | None = None,
-    guard_frames: int = 0,
 ) -> PreparedBatch:
     """Pads mono waveforms (at the codec rate) and their prompts into one bucketed batch.
 
     `tokenize(list[str]) -> (ids, mask)` is the text encoder's; None leaves text out.
-    `frames` forces the padded frame count (default: the bucket of the longest input plus
-    `guard_frames`, so every input is followed by at least that many padded frames).
+    `frames` forces the padded frame count (default: the bucket of the longest input).
     Spans are validated against each input's duration; video features must be
     (Dv, T_i) at the latent frame rate.
     """
@@ -139,7 +137,7 @@ def prepare_batch(
     lengths = np.array([w.shape[0] for w in waves], np.int64)
     item_frames = -(-lengths // hop_length)
     if frames is None:
-        frames = bucket_frames(int(item_frames.max()) + guard_frames)
+        frames = bucket_frames(int(item_frames.max()))
     if frames < item_frames.max():
         raise ValueError(f"frames: {frames} is shorter than the longest input")
     waveforms = np.zeros((count, frames * hop_length), np.float32)

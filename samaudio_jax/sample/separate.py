@@ -12,12 +12,12 @@ per (bucketed) shape; lengths, text lengths and batch sizes are padded to bucket
 every input.
 
 Batching is invisible where it can be. Noise is drawn per item and per frame from the
-caller's key (batching.py), never from the batch. With a padding-aware model
-(config.model.padding_aware_groupnorm) `separate` also keeps padded frames at exactly zero
-(noise, mixture features, velocity) and pads every input by at least
-PADDING_AWARE_GUARD_FRAMES frames, so nothing about the padding's length reaches a valid
-frame: an input separated in a batch of other lengths equals it separated alone with the
-same key.
+caller's key (batching.py), never from the batch. A padding-aware model
+(config.model.padding_aware_groupnorm) takes its x_embedder statistics over valid frames and
+zeroes padded frames before each convolution, so nothing about an input's padding reaches
+its valid frames: an input separated in a batch of other lengths equals it separated alone
+with the same key. `separate` also keeps padded frames at exactly zero (noise, mixture
+features, velocity), so adaptive solvers' error norms see only valid frames.
 With the release's GroupNorm (the default), statistics include padded frames, so an item's
 result depends on how far it was padded; items of equal length batch invisibly.
 
@@ -52,10 +52,6 @@ DEFAULT_CACHE_DIR = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "samaudio_jax", "xla"
 )
 CLEAN_TIME_EPS = 1e-3
-# The x_embedder's two k=3 convolutions reach 2 frames past the last valid frame: with at
-# least this many padded frames after every input, what a valid frame sees of the padding is
-# the same whatever the batch (padded frames hold one constant, not the sequence's end).
-PADDING_AWARE_GUARD_FRAMES = 2
 
 
 def enable_compilation_cache(cache_dir: str | os.PathLike | None = "default") -> str | None:
@@ -380,8 +376,6 @@ def separate(
     )
     tokenize = text_encoder.tokenize if text_encoder is not None else None
 
-    guard = PADDING_AWARE_GUARD_FRAMES if padding_aware else 0
-
     def prepare(indices, wavs=None, span_lists=None, video_list=None, frames=None):
         return batching.prepare_batch(
             wavs if wavs is not None else [waves[i] for i in indices],
@@ -392,13 +386,12 @@ def separate(
             hop_length=hop,
             tokenize=tokenize,
             frames=frames,
-            guard_frames=guard,
         )
 
     results: list = [None] * count
     short = [i for i in range(count) if chunk is None or waves[i].shape[0] <= chunk]
     long = [i for i in range(count) if i not in short]
-    chunk_frames = None if chunk is None else batching.bucket_frames(-(-chunk // hop) + guard)
+    chunk_frames = None if chunk is None else batching.bucket_frames(-(-chunk // hop))
     for first in range(0, len(short), max_batch):
         group = short[first : first + max_batch]
         prepared = prepare(group)
