@@ -8,7 +8,8 @@ A batch is a dict of global arrays with the batch dimension first:
   a frame is valid when any of its samples is), or `num_samples` (B,) int (waveforms);
   neither means every frame is valid;
 - optional `spans` (B, K, 3) float (code, start_s, end_s), `text_ids` / `text_mask` (B, S),
-  `video` (B, Dv, T).
+  `video` (B, Dv, T) (zeros = no video, the release's convention; the pipeline's
+  `has_video` is not needed here).
 
 Randomness is drawn per example from keys split off fold_in(rng, step), so the losses do
 not depend on the mesh, and gradient accumulation (a scan over micro-batches, examples
@@ -131,6 +132,11 @@ def make_loss_fn(setup: TrainSetup):
 
         video = None
         if "video" in mb:
+            if mb["video"].shape[1:] != (model_cfg.video_dim, frames):
+                raise ValueError(
+                    f"batch video: expected (B, model.video_dim={model_cfg.video_dim}, "
+                    f"{frames} latent frames), got {mb['video'].shape}"
+                )
             video = objective.drop_video(mb["video"].astype(jnp.float32), drops[:, 1])
 
         anchor_ids = anchor_alignment = None
