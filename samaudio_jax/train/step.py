@@ -67,6 +67,24 @@ def _example_randomness(key, frames: int, channels: int, train_cfg):
     return t, noise, drops
 
 
+def conditioning_drops(example_keys, train_cfg) -> jax.Array:
+    """(B, 3) bool: per example, whether text / video / spans are dropped this step (the
+    flags the loss uses for the same example keys)."""
+
+    def one(key):
+        k_drop = jax.random.split(key, 3)[2]
+        return objective.dropout_mask(k_drop, 3, float(train_cfg.cond_dropout))
+
+    return jax.vmap(one)(example_keys)
+
+
+def network_video(video, example_keys, train_cfg) -> jax.Array:
+    """The (B, Dv, T) video features the flow network gets: batch["video"] with the dropped
+    examples' rows zeroed (visual-prompt dropout, train.cond_dropout; zeros = no video)."""
+    drops = conditioning_drops(example_keys, train_cfg)
+    return objective.drop_video(video.astype(jnp.float32), drops[:, 1])
+
+
 def make_loss_fn(setup: TrainSetup):
     """sum_sq_err, count = loss_fn(params, frozen, micro_batch, example_keys, dropout_key)."""
     config = setup.config
@@ -137,7 +155,7 @@ def make_loss_fn(setup: TrainSetup):
                     f"batch video: expected (B, model.video_dim={model_cfg.video_dim}, "
                     f"{frames} latent frames), got {mb['video'].shape}"
                 )
-            video = objective.drop_video(mb["video"].astype(jnp.float32), drops[:, 1])
+            video = network_video(mb["video"], example_keys, train_cfg)
 
         anchor_ids = anchor_alignment = None
         if "spans" in mb:
