@@ -383,30 +383,53 @@ def test_bad_video_or_feature_files_are_errors_naming_row_field_and_file(tmp_pat
 # ---------------------------------------------------------------- synth
 
 
-def test_synth_videos_show_the_class_colour_exactly_while_the_event_sounds(tmp_path):
-    from samaudio_jax.data.synth import BACKGROUND, CLASS_COLOURS, SynthVideo, write_synth_corpus
-    from samaudio_jax.vision.video import read_video
+def test_synth_cli_videos_show_the_class_colour_while_the_event_sounds(tmp_path, capsys):
+    from samaudio_jax.cli import synth as synth_cli
+    from samaudio_jax.data.synth import BACKGROUND, CLASS_COLOURS
+    from samaudio_jax.vision.features import FrameEncoder, clip_features, random_tower
+    from samaudio_jax.vision.pe import PEConfig
+    from samaudio_jax.vision.video import read_video, select_frames
 
-    spec = SynthVideo(size=16, fps=50.0)
-    write_synth_corpus(
-        tmp_path,
-        classes=("tone", "noise"),
-        train_per_class=2,
-        test_per_class=1,
-        clip_seconds=0.4,
-        video=spec,
+    parser = argparse.ArgumentParser()
+    synth_cli.add_arguments(parser)
+    args = parser.parse_args(
+        ["--out", str(tmp_path), "--video", "--config", str(REPO / "configs/tiny.py")]
     )
+    overrides = [
+        "--config.data.synth.classes=('tone', 'noise')",
+        "--config.data.synth.train_per_class=2",
+        "--config.data.synth.test_per_class=1",
+        "--config.data.synth.clip_seconds=0.2",
+        "--config.data.synth.video_size=16",
+        "--config.data.synth.video_fps=50.0",
+        *TINY_VISION,
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random tower
+        assert synth_cli.run(args, overrides) == 0
+    assert "synth train: wrote 4 examples" in capsys.readouterr().out
     reader = ShardReader(tmp_path / "train")
-    assert reader.video_dim is None  # videos only: no encoder given
-    for i, rec in enumerate(reader.records):
-        name, k = rec["id"].split("/")[1:]
-        video = read_video(tmp_path / "videos" / "train" / f"{name}-{k}.mkv")
-        assert video.frames.shape == (20, 16, 16, 3)
-        (start, end) = reader[i]["spans"][0]
-        t = video.timestamps
-        active = (t >= start) & (t < end)
+    assert (reader.video_dim, reader.video_hop_length) == (48, HOP)
+    config = _tiny(TINY_VISION)
+    encoder = FrameEncoder(random_tower(PEConfig.from_config(config.vision), int(config.seed)))
+    for i, record in enumerate(reader.records):
+        name, k = record["id"].split("/")[1:]
+        path = tmp_path / "videos" / "train" / f"{name}-{k}.mkv"
+        video = read_video(path)
+        assert video.frames.shape == (10, 16, 16, 3)
+        rec = reader[i]
+        (start, end) = rec["spans"][0]
+        active = (video.timestamps >= start) & (video.timestamps < end)
         centre = video.frames[:, 8, 8]
         np.testing.assert_array_equal(
             centre[active], np.tile(CLASS_COLOURS[name], (active.sum(), 1))
         )
         assert np.all(centre[~active] == BACKGROUND) and np.all(video.frames[:, 0, 0] == BACKGROUND)
+        assert 0 < active.sum() < 10
+        want = clip_features(encoder, path, 100, hop_length=HOP, sample_rate=RATE)
+        np.testing.assert_allclose(rec["video"].astype(np.float32), np.asarray(want), atol=1e-3)
+        # The features follow the square: latent frames that show it differ from those that don't.
+        shown = active[select_frames(video, 100, HOP, RATE)]
+        on = rec["video"][np.argmax(shown)].astype(np.float32)
+        off = rec["video"][np.argmin(shown)].astype(np.float32)
+        assert np.abs(on - off).max() > 1e-2
