@@ -26,6 +26,10 @@ def get_config():
     c.text.small.dim = 32
     c.text.small.num_layers = 1
     c.text.small.num_heads = 2
+    # A tiny PE-Core tower whose output width is model.video_dim (vision stays disabled).
+    v = c.vision
+    v.image_size, v.patch_size, v.width, v.layers = 32, 8, 64, 2
+    v.heads, v.pool_heads, v.output_dim = 4, 2, m.video_dim
     c.data.sample_rate = 8000
     c.data.segment_seconds = 0.25
     c.train.global_batch_size = 4

@@ -132,6 +132,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.synth.clip_seconds = 1.0
     c.data.synth.train_per_class = 64
     c.data.synth.test_per_class = 16
+    c.data.synth.video = False  # also write a video per clip (a coloured square while active)
+    c.data.synth.video_size = 32  # pixels (square frames)
+    c.data.synth.video_fps = 25.0
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 1000

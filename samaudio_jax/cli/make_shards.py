@@ -2,6 +2,11 @@
 
 The sample rate, minimum input rate and shard size come from the config's `data` section
 (--config FILE and --config.data.x=... overrides).
+
+Visual prompts: manifest rows with `video_features` (.npy, (T, Dv)) store those features;
+rows with `video` (and optional `mask`) need --config.vision.enabled=true and run the
+PE-Core tower (weights from config.vision.checkpoint; random, with a warning, when empty)
+over the masked frames at the latent rate (one per codec hop: T = ceil(samples / hop)).
 """
 
 from __future__ import annotations
@@ -12,6 +17,11 @@ from samaudio_jax.cli.config_loader import apply_overrides, load_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.data.manifest import ManifestError, read_manifest
 from samaudio_jax.data.shards import AudioDecodeError, ShardError, write_shards
+from samaudio_jax.data.video_features import (
+    VideoInputError,
+    latent_hop_samples,
+    shard_frame_encoder,
+)
 
 
 def add_arguments(parser) -> None:
@@ -29,6 +39,18 @@ def run(args, overrides) -> int:
     data = config.data
     try:
         entries = read_manifest(args.manifest)
+        hop = encoder = None
+        if any(e.has_video for e in entries):
+            hop = latent_hop_samples(config)
+            raw = [e for e in entries if e.video]
+            if raw and not config.vision.enabled:
+                raise ShardError(
+                    f"{raw[0].where}: gives video {raw[0].video} but config.vision.enabled is "
+                    "false; pass --config.vision.enabled=true to compute its features (or give "
+                    "precomputed video_features)"
+                )
+            if raw:
+                encoder = shard_frame_encoder(config)
         summary = write_shards(
             entries,
             args.out,
@@ -38,8 +60,10 @@ def run(args, overrides) -> int:
             min_input_rate=data.min_input_rate,
             overwrite=args.overwrite,
             log=lambda msg: print(msg, file=sys.stderr),
+            video_hop_length=hop,
+            video_encoder=encoder,
         )
-    except (ManifestError, AudioDecodeError, ShardError) as e:
+    except (ManifestError, AudioDecodeError, ShardError, VideoInputError, ValueError) as e:
         print(f"make-shards: error: {e}", file=sys.stderr)
         return 1
     print(f"make-shards: {summary} -> {args.out}")

@@ -2,13 +2,19 @@
 
 Classes, clip length and counts come from config.data.synth, the rate from
 config.data.sample_rate (the tiny config: 8 kHz).
+
+--video (or --config.data.synth.video=true) also writes DIR/videos/<split>/*.mkv, small
+videos in which a square of the class's colour is visible while the event sounds; with
+--config.vision.enabled=true their PE-Core features (one per latent frame) go into the
+shards for visual-prompt training (weights from config.vision.checkpoint, random with a
+warning when empty).
 """
 
 from __future__ import annotations
 
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.data.synth import write_synth_corpus
+from samaudio_jax.data.synth import SynthVideo, write_synth_corpus
 
 
 def add_arguments(parser) -> None:
@@ -16,6 +22,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", default="", help="experiment file (default config if empty)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace existing splits")
+    parser.add_argument("--video", action="store_true", help="also write a video per clip")
 
 
 def run(args, overrides) -> int:
@@ -23,6 +30,16 @@ def run(args, overrides) -> int:
     if not args.config:
         apply_overrides(config, overrides)
     data, synth = config.data, config.data.synth
+    video = encoder = hop = None
+    if args.video or synth.video:
+        video = SynthVideo(size=int(synth.video_size), fps=float(synth.video_fps))
+        if config.vision.enabled:
+            from samaudio_jax.data.video_features import latent_hop_samples, shard_frame_encoder
+
+            hop = latent_hop_samples(config)
+            encoder = shard_frame_encoder(config)
+        else:
+            print("synth: videos only; --config.vision.enabled=true also stores their features")
     summaries = write_synth_corpus(
         args.out,
         seed=args.seed,
@@ -33,6 +50,9 @@ def run(args, overrides) -> int:
         test_per_class=synth.test_per_class,
         max_shard_bytes=data.max_shard_bytes,
         overwrite=args.overwrite,
+        video=video,
+        video_encoder=encoder,
+        hop_length=hop,
     )
     for split, summary in summaries.items():
         print(f"synth {split}: {summary} -> {args.out}/{split}")

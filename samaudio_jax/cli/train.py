@@ -31,13 +31,14 @@ def run(args, overrides) -> int:
 
     from samaudio_jax.checkpoint.orbax_io import ConfigMismatchError
     from samaudio_jax.cli.config_loader import load_config
+    from samaudio_jax.data.pipeline import DatasetMismatchError
     from samaudio_jax.train.loop import TrainingDivergedError, train
 
     logging.getLogger("absl").setLevel(logging.WARNING)
     config = load_config(args.config, overrides)
     try:
         result = train(config, args.workdir, stop_after_steps=args.stop_after_steps)
-    except (TrainingDivergedError, ConfigMismatchError) as e:
+    except (TrainingDivergedError, ConfigMismatchError, DatasetMismatchError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     print(f"done: step {result.final_step}", flush=True)

@@ -11,6 +11,14 @@ Fields (one row per file):
 - sample_rate (optional): the rate the file is declared to have; a file whose real rate
   differs is rejected.
 - id (optional): a name for the example; defaults to the path.
+- video (optional): a video of the target sound's source, for visual prompts; make-shards
+  runs the PE-Core tower over its frames at the latent rate (needs config.vision.enabled).
+- mask (optional, only with video): a mask video with the same frames; non-zero pixels
+  are hidden from the tower (masked = frame * (mask == 0)).
+- video_features (optional, instead of video): a .npy file holding the per-latent-frame
+  features (T, Dv) already computed, e.g. by `samaudio-jax video-features`, with
+  T = ceil(num_samples / hop) at the data sample rate.
+Relative paths of every file field resolve against the manifest's directory.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from pathlib import Path
 CATEGORIES = ("unknown", "speech", "music", "instrument", "sfx", "noise")
 CATEGORY_IDS = {name: i for i, name in enumerate(CATEGORIES)}
 REQUIRED_FIELDS = ("path", "description")
+VIDEO_FIELDS = ("video", "mask", "video_features")
 
 
 class ManifestError(ValueError):
@@ -39,6 +48,14 @@ class ManifestEntry:
     spans: tuple[tuple[float, float], ...] = ()
     sample_rate: int | None = None
     id: str = ""
+    video: str = ""
+    mask: str = ""
+    video_features: str = ""
+    where: str = dataclasses.field(default="", compare=False)  # "manifest M line N"
+
+    @property
+    def has_video(self) -> bool:
+        return bool(self.video or self.video_features)
 
 
 def _parse_spans(value, where: str) -> tuple[tuple[float, float], ...]:
@@ -64,15 +81,44 @@ def _parse_spans(value, where: str) -> tuple[tuple[float, float], ...]:
     return tuple(spans)
 
 
+def _resolve(value, base_dir: Path | None) -> str:
+    path = str(value).strip()
+    if path and base_dir is not None and not Path(path).is_absolute():
+        path = str(base_dir / path)
+    return path
+
+
+def _video_fields(row: dict, where: str, base_dir: Path | None) -> dict:
+    out = {}
+    for name in VIDEO_FIELDS:
+        value = row.get(name)
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise ManifestError(f"{where}: {name} must be a file path, got {value!r}")
+        out[name] = _resolve(value, base_dir)
+    if out["mask"] and not out["video"]:
+        raise ManifestError(f"{where}: mask is given without video (a mask applies to a video)")
+    if out["video"] and out["video_features"]:
+        raise ManifestError(
+            f"{where}: give either video (features computed by make-shards) or "
+            "video_features (a precomputed .npy), not both"
+        )
+    if out["video_features"] and not out["video_features"].endswith(".npy"):
+        raise ManifestError(
+            f"{where}: video_features must be a .npy file of shape (T, Dv), "
+            f"got {out['video_features']!r}"
+        )
+    return out
+
+
 def entry_from_row(row: dict, where: str, base_dir: Path | None = None) -> ManifestEntry:
     """Validates one row (a dict of field -> value); `where` names it in errors."""
     for name in REQUIRED_FIELDS:
         value = row.get(name)
         if value is None or not str(value).strip():
             raise ManifestError(f"{where}: missing required field {name!r}")
-    path = str(row["path"]).strip()
-    if base_dir is not None and not Path(path).is_absolute():
-        path = str(base_dir / path)
+    path = _resolve(row["path"], base_dir)
     category = str(row.get("category") or "unknown").strip().lower()
     if category not in CATEGORY_IDS:
         raise ManifestError(f"{where}: category {category!r} is not one of {list(CATEGORIES)}")
@@ -94,6 +140,8 @@ def entry_from_row(row: dict, where: str, base_dir: Path | None = None) -> Manif
         spans=_parse_spans(row.get("spans"), where),
         sample_rate=rate,
         id=str(row.get("id") or "").strip() or path,
+        **_video_fields(row, where, base_dir),
+        where=where,
     )
 
 

@@ -33,12 +33,21 @@ max_sources, D = description_bytes):
 - snr_db: (B, S) float32 per other source (0 on unused slots); num_sources: (B,) int32,
   how many other sources are mixed in.
 - index: (B,) int64 record index of the target.
+- video, has_video: only when the dataset carries visual-prompt features (index.json
+  "video"; make-shards with video / video_features): video (B, Dv, F) float32, the
+  target's per-latent-frame features cropped with the audio's offset, F = ceil(N / hop)
+  segment frames, zero on padding frames and for examples without video; has_video (B,)
+  bool. The crop offset is then a whole number of latent frames (a multiple of hop
+  samples), so frame f of the segment is frame offset / hop + f of the record.
+  Visual-prompt dropout happens in the train step (train.cond_dropout -> zeros, the
+  release's "no video"), like text and span dropout.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +107,33 @@ class PipelineConfig:
         return self
 
 
+class DatasetMismatchError(ValueError):
+    """The dataset does not fit the config (video feature width, latent rate)."""
+
+
+def check_video_features(source, config) -> None:
+    """For a dataset with video features: their width must equal model.video_dim and their
+    frame hop the codec's hop at data.sample_rate. No-op for audio-only datasets."""
+    dim = getattr(source, "video_dim", None)
+    if dim is None:
+        return
+    from samaudio_jax.data.video_features import latent_hop_samples
+
+    where = getattr(source, "directory", source)
+    if int(dim) != int(config.model.video_dim):
+        raise DatasetMismatchError(
+            f"{where}: video features are {dim} wide (index.json video.dim) but "
+            f"config.model.video_dim is {config.model.video_dim}; they must match"
+        )
+    hop = latent_hop_samples(config)
+    if int(source.video_hop_length) != hop:
+        raise DatasetMismatchError(
+            f"{where}: video features are one per {source.video_hop_length} samples "
+            f"(index.json video.hop_length) but the codec's latent frames are {hop} samples "
+            f"(codec.hop_length at data.sample_rate)"
+        )
+
+
 class MakeExample(grain.transforms.RandomMap):
     """Record index -> one mixed example (a dict of per-example numpy arrays)."""
 
@@ -113,6 +149,8 @@ class MakeExample(grain.transforms.RandomMap):
                 self.groups.setdefault(r["group"], []).append(i)
         self.group_of = [r.get("group", "") for r in records]
         self.description_of = [r.get("description", "") for r in records]
+        self.video_dim = getattr(source, "video_dim", None)
+        self.video_hop = getattr(source, "video_hop_length", None)
 
     def _others(self, index: int, count: int, rng: np.random.Generator) -> tuple[list, bool]:
         group = self.group_of[index]
@@ -147,7 +185,10 @@ class MakeExample(grain.transforms.RandomMap):
         record = self.source[index]
         audio = record["audio"]
         length = min(n, len(audio))
-        offset = int(rng.integers(len(audio) - length + 1))
+        if self.video_dim is None:
+            offset = int(rng.integers(len(audio) - length + 1))
+        else:  # whole latent frames, so the video features crop at the same place
+            offset = self.video_hop * int(rng.integers((len(audio) - length) // self.video_hop + 1))
         target = audio[offset : offset + length]
         count = int(rng.integers(cfg.min_sources, cfg.max_sources + 1))
         other_ids, aligned = self._others(index, count, rng)
@@ -183,7 +224,7 @@ class MakeExample(grain.transforms.RandomMap):
         description[: len(text)] = np.frombuffer(text, np.uint8)
         snr_out = np.zeros(max(cfg.max_sources, 1), np.float32)
         snr_out[: len(snrs)] = snrs
-        return {
+        example = {
             "mixture": padded(mixture),
             "target": padded(target),
             "residual": padded(residual),
@@ -196,6 +237,23 @@ class MakeExample(grain.transforms.RandomMap):
             "num_sources": np.int32(len(others)),
             "index": np.int64(index),
         }
+        if self.video_dim is not None:
+            example["video"], example["has_video"] = self._video(record, index, offset, length)
+        return example
+
+    def _video(self, record: dict, index: int, offset: int, length: int):
+        """(Dv, F) float32 features of the segment [offset, offset + length), zero padded."""
+        hop, dim = self.video_hop, self.video_dim
+        out = np.zeros((dim, math.ceil(self.config.segment_samples / hop)), np.float32)
+        feats = record.get("video")
+        if feats is None or len(feats) == 0:
+            return out, np.bool_(False)
+        if feats.ndim != 2 or feats.shape[1] != dim:
+            raise ValueError(f"record {index}: video features {feats.shape}, expected (T, {dim})")
+        first = offset // hop
+        crop = feats[first : first + math.ceil(length / hop)]
+        out[:, : crop.shape[0]] = crop.T
+        return out, np.bool_(True)
 
 
 class Collate:
@@ -304,13 +362,15 @@ def dataset_from_config(
     """make_dataset for this process from a full config: per-process batch =
     train.global_batch_size / jax.process_count(), shuffle seed data.shuffle_seed."""
     index, count = process_shard()
+    source = open_split(config.data, split)
+    check_video_features(source, config)
     if config.train.global_batch_size % count:
         raise ValueError(
             f"train.global_batch_size {config.train.global_batch_size} is not divisible by "
             f"the {count} processes"
         )
     return make_dataset(
-        open_split(config.data, split),
+        source,
         PipelineConfig.from_config(config.data),
         batch_size=config.train.global_batch_size // count,
         seed=config.data.shuffle_seed,

@@ -1,9 +1,19 @@
-"""ArrayRecord shards of mono audio: decoding, the shard writer, and the shard reader.
+"""ArrayRecord shards of mono audio (and optional video features): decoding, the shard
+writer, and the shard reader.
 
 Storage: int16 PCM (full scale 32767), so a stored sample is within 0.5 / 32767 of the
-clipped float input. A record is `<u32 header length> <JSON header> <int16 samples>`; the
-header holds id, description, category, group, spans (list of [start_s, end_s]),
-sample_rate and num_samples.
+clipped float input. A record is `<u32 header length> <JSON header> <int16 samples>
+[<float16 video features>]`; the header holds id, description, category, group, spans
+(list of [start_s, end_s]), sample_rate and num_samples, and, when the record carries
+visual-prompt features, "video": {"shape": [T, Dv], "dtype": "float16"}: T per-latent-frame
+features of width Dv stored row-major as little-endian float16 right after the PCM (features
+are unit-norm PE-Core embeddings: float16 keeps them to ~5e-4 relative). T = ceil(num_samples
+/ hop), hop = the codec's hop in samples at the data sample rate (1920 at 48 kHz: 25 fps).
+
+Formats: "samaudio-shards-v1" (audio only, every record `<header> <PCM>`) is what an
+audio-only dataset is still written as; "samaudio-shards-v2" marks a dataset whose records
+may carry features; its index.json adds "video": {"dim", "dtype", "hop_length", "frame_rate"}
+and each record entry "video_frames" (0 = no video). The reader reads both.
 
 A directory is complete only when it holds index.json, written last by atomic rename; each
 shard is written as `<name>.tmp` and renamed when closed. The reader refuses a directory
@@ -25,7 +35,10 @@ import numpy as np
 from samaudio_jax.data.manifest import ManifestEntry
 
 INDEX_NAME = "index.json"
-FORMAT = "samaudio-shards-v1"
+FORMAT = "samaudio-shards-v1"  # audio only
+FORMAT_VIDEO = "samaudio-shards-v2"  # records may carry video features after the PCM
+FORMATS = (FORMAT, FORMAT_VIDEO)
+VIDEO_DTYPE = "float16"
 PCM_SCALE = 32767.0
 SHARD_SUFFIX = ".array_record"
 
@@ -76,17 +89,44 @@ def decode_audio(
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def encode_record(meta: dict, audio: np.ndarray) -> bytes:
+def video_to_float16(video: np.ndarray, where: str) -> np.ndarray:
+    """(T, Dv) features as little-endian float16; ValueError naming `where` if they are not
+    2-D or do not fit float16 (non-finite, or beyond +-65504)."""
+    video = np.asarray(video)
+    if video.ndim != 2 or video.shape[1] == 0:
+        raise ValueError(f"{where}: video features must be (T, Dv), got shape {video.shape}")
+    if not np.all(np.isfinite(video)) or np.max(np.abs(video), initial=0.0) > 65504.0:
+        raise ValueError(f"{where}: video features hold NaN, infinite or >65504 values")
+    return np.ascontiguousarray(video, dtype="<f2")
+
+
+def encode_record(meta: dict, audio: np.ndarray, video: np.ndarray | None = None) -> bytes:
     pcm = np.round(np.clip(audio, -1.0, 1.0) * PCM_SCALE).astype("<i2")
-    header = json.dumps({**meta, "num_samples": int(pcm.shape[0])}).encode("utf-8")
-    return struct.pack("<I", len(header)) + header + pcm.tobytes()
+    header = {**meta, "num_samples": int(pcm.shape[0])}
+    payload = pcm.tobytes()
+    if video is not None:
+        video = video_to_float16(video, f"record {meta.get('id', '')!r}")
+        header["video"] = {"shape": list(video.shape), "dtype": VIDEO_DTYPE}
+        payload += video.tobytes()
+    text = json.dumps(header).encode("utf-8")
+    return struct.pack("<I", len(text)) + text + payload
 
 
 def decode_record(data: bytes) -> dict:
-    """The record's header fields plus "audio": float32 samples in [-1, 1]."""
+    """The record's header fields plus "audio": float32 samples in [-1, 1], and, when the
+    record carries features, "video": (T, Dv) float16."""
     (length,) = struct.unpack_from("<I", data, 0)
     meta = json.loads(data[4 : 4 + length].decode("utf-8"))
-    pcm = np.frombuffer(data, dtype="<i2", offset=4 + length)
+    video = meta.pop("video", None)
+    if video is None:  # v1 layout: the PCM runs to the end
+        pcm = np.frombuffer(data, dtype="<i2", offset=4 + length)
+    else:
+        pcm = np.frombuffer(data, dtype="<i2", count=meta["num_samples"], offset=4 + length)
+        if video.get("dtype") != VIDEO_DTYPE:
+            raise ShardError(f"record {meta.get('id')!r}: video dtype {video.get('dtype')!r}")
+        t, dv = video["shape"]
+        offset = 4 + length + 2 * meta["num_samples"]
+        meta["video"] = np.frombuffer(data, "<f2", count=t * dv, offset=offset).reshape(t, dv)
     meta["audio"] = pcm.astype(np.float32) / PCM_SCALE
     return meta
 
@@ -114,8 +154,10 @@ class WriteSummary:
 class ShardWriter:
     """Writes records into bounded ArrayRecord shards, then index.json (last, atomically).
 
-    Use as a context manager; `add(meta, audio)` takes float audio at `sample_rate`.
-    Leaving the block by an exception writes no index, so the directory stays incomplete.
+    Use as a context manager; `add(meta, audio, video=None)` takes float audio at
+    `sample_rate` and optional (T, Dv) video features with T = ceil(len(audio) /
+    video_hop_length) (every record of a dataset shares one Dv). Leaving the block by an
+    exception writes no index, so the directory stays incomplete.
     """
 
     def __init__(
@@ -124,10 +166,15 @@ class ShardWriter:
         sample_rate: int,
         max_shard_bytes: int = 256 << 20,
         overwrite: bool = False,
+        video_hop_length: int | None = None,
     ):
         self.out_dir = Path(out_dir)
         self.sample_rate = int(sample_rate)
         self.max_shard_bytes = int(max_shard_bytes)
+        self.video_hop_length = None if video_hop_length is None else int(video_hop_length)
+        if self.video_hop_length is not None and self.video_hop_length <= 0:
+            raise ValueError(f"video_hop_length must be > 0, got {video_hop_length}")
+        self.video_dim: int | None = None
         self.out_dir.mkdir(parents=True, exist_ok=True)
         index = self.out_dir / INDEX_NAME
         if index.exists():
@@ -162,8 +209,30 @@ class ShardWriter:
         self._writer = None
         os.replace(self._tmp_path, self.out_dir / self._shards[-1]["file"])
 
-    def add(self, meta: dict, audio: np.ndarray) -> None:
-        data = encode_record(meta, audio)
+    def _check_video(self, meta: dict, audio: np.ndarray, video: np.ndarray) -> np.ndarray:
+        where = f"{self.out_dir}: record {meta.get('id', '')!r}"
+        if self.video_hop_length is None:
+            raise ShardError(f"{where}: has video features but the writer has no video_hop_length")
+        video = video_to_float16(video, where)
+        frames = -(-int(audio.shape[0]) // self.video_hop_length)
+        if video.shape[0] != frames:
+            raise ValueError(
+                f"{where}: video features have {video.shape[0]} frames, expected {frames} = "
+                f"ceil({audio.shape[0]} samples / hop {self.video_hop_length})"
+            )
+        if self.video_dim is None:
+            self.video_dim = int(video.shape[1])
+        elif video.shape[1] != self.video_dim:
+            raise ValueError(
+                f"{where}: video features are {video.shape[1]} wide, earlier records "
+                f"{self.video_dim}; one dataset has one feature width"
+            )
+        return video
+
+    def add(self, meta: dict, audio: np.ndarray, video: np.ndarray | None = None) -> None:
+        if video is not None:
+            video = self._check_video(meta, audio, video)
+        data = encode_record(meta, audio, video)
         if self._writer is not None and self._shard_bytes + len(data) > self.max_shard_bytes:
             self._close_shard()
         if self._writer is None:
@@ -181,13 +250,14 @@ class ShardWriter:
                 "group": meta.get("group", ""),
                 "num_samples": int(audio.shape[0]),
                 "shard": len(self._shards) - 1,
+                **({} if video is None else {"video_frames": int(video.shape[0])}),
             }
         )
 
     def finish(self, extra: dict | None = None) -> None:
         self._close_shard()
         index = {
-            "format": FORMAT,
+            "format": FORMAT if self.video_dim is None else FORMAT_VIDEO,
             "sample_rate": self.sample_rate,
             "dtype": "int16",
             "num_records": len(self._records),
@@ -195,6 +265,15 @@ class ShardWriter:
             "records": self._records,
             **(extra or {}),
         }
+        if self.video_dim is not None:
+            for record in self._records:
+                record.setdefault("video_frames", 0)
+            index["video"] = {
+                "dim": self.video_dim,
+                "dtype": VIDEO_DTYPE,
+                "hop_length": self.video_hop_length,
+                "frame_rate": self.sample_rate / self.video_hop_length,
+            }
         _write_json_atomic(self.out_dir / INDEX_NAME, index)
 
     def __enter__(self):
@@ -228,22 +307,40 @@ def write_shards(
     overwrite: bool = False,
     log: Callable[[str], None] = print,
     on_record: Callable[[int], None] | None = None,
+    video_hop_length: int | None = None,
+    video_encoder=None,
 ) -> WriteSummary:
     """Decodes each entry's file and writes it; undecodable files are skipped and logged by
-    path, or raise AudioDecodeError when `strict`. `on_record(n)` runs after each write."""
+    path, or raise AudioDecodeError when `strict`. `on_record(n)` runs after each write.
+
+    Entries with video_features (.npy) or video (run through `video_encoder`, a
+    vision.features.FrameEncoder, at one frame per `video_hop_length` samples) also store
+    (T, Dv) features; a bad video or feature file is skipped like a bad audio file (or
+    raises VideoInputError when `strict`)."""
+    from samaudio_jax.data.video_features import VideoInputError, entry_video_features
+
     summary = WriteSummary()
-    with ShardWriter(out_dir, sample_rate, max_shard_bytes, overwrite) as writer:
+    with ShardWriter(out_dir, sample_rate, max_shard_bytes, overwrite, video_hop_length) as writer:
         for entry in entries:
             try:
                 audio = decode_audio(entry.path, sample_rate, entry.sample_rate, min_input_rate)
-            except AudioDecodeError as e:
+                video = None
+                if entry.has_video:
+                    if video_hop_length is None:
+                        raise ShardError(
+                            f"{entry.where or entry.id}: has video but no video_hop_length"
+                        )
+                    video = entry_video_features(
+                        entry, len(audio), video_hop_length, sample_rate, video_encoder
+                    )
+            except (AudioDecodeError, VideoInputError) as e:
                 if strict:
                     raise
                 log(f"skipped {e}")
                 summary.skipped += 1
                 summary.skipped_paths.append(entry.path)
                 continue
-            writer.add(entry_meta(entry), audio)
+            writer.add(entry_meta(entry), audio, video)
             summary.written += 1
             if on_record is not None:
                 on_record(summary.written)
@@ -255,7 +352,8 @@ class ShardReader:
     """Random-access reader over a complete shard directory (a Grain data source).
 
     Items are dicts from `decode_record`. Pickles without open file handles, so it can be
-    sent to spawned Grain workers.
+    sent to spawned Grain workers. `video_dim` / `video_hop_length` are None for an
+    audio-only dataset.
     """
 
     def __init__(self, directory: str | Path):
@@ -270,8 +368,10 @@ class ShardReader:
             )
         with open(index_path, encoding="utf-8") as f:
             self.index = json.load(f)
-        if self.index.get("format") != FORMAT:
-            raise ShardError(f"{index_path}: format {self.index.get('format')!r}, want {FORMAT}")
+        if self.index.get("format") not in FORMATS:
+            raise ShardError(
+                f"{index_path}: format {self.index.get('format')!r}, want one of {list(FORMATS)}"
+            )
         self.paths = []
         for shard in self.index["shards"]:
             path = self.directory / shard["file"]
@@ -280,6 +380,9 @@ class ShardReader:
             self.paths.append(str(path))
         self.sample_rate = int(self.index["sample_rate"])
         self.records = self.index["records"]
+        video = self.index.get("video") or {}
+        self.video_dim: int | None = video.get("dim")
+        self.video_hop_length: int | None = video.get("hop_length")
         self._source = None
 
     def _data_source(self):

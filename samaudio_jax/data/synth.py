@@ -3,6 +3,12 @@
 Each clip is silence, one event of its class at a random time, then silence; the event's
 interval is stored as the record's span. Written through the shard writer as
 <out>/train and <out>/test shard directories.
+
+With a SynthVideo, each clip also gets a small video <out>/videos/<split>/<id>.mkv (lossless
+FFV1): a dark frame on which a square of the class's colour is visible exactly while the
+event sounds, so the video tells which sound is the target and when. Given a frame encoder
+(vision.features.FrameEncoder), its per-latent-frame features are stored in the shards
+(data.video_features; one per `hop_length` samples), ready for visual-prompt training.
 """
 
 from __future__ import annotations
@@ -37,6 +43,66 @@ SOUND_CLASSES = {
 }
 DEFAULT_CLASSES = ("tone", "sweep", "clicks", "noise", "note")
 SPLITS = {"train": 0, "test": 1}
+# RGB of each class's square (by SOUND_CLASSES order, so a class keeps its colour).
+CLASS_COLOURS = {
+    name: colour
+    for name, colour in zip(
+        SOUND_CLASSES,
+        [
+            (230, 40, 40),
+            (40, 200, 60),
+            (50, 90, 240),
+            (240, 220, 40),
+            (230, 60, 220),
+            (40, 220, 230),
+            (245, 140, 30),
+        ],
+        strict=True,
+    )
+}
+BACKGROUND = 24
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthVideo:
+    """A video per clip: size x size pixels at fps frames/s."""
+
+    size: int = 32
+    fps: float = 25.0
+
+
+def synth_video_frames(
+    name: str, span: tuple[float, float], clip_seconds: float, video: SynthVideo
+) -> np.ndarray:
+    """(N, size, size, 3) uint8: the class's square in the middle half of the frame on frames
+    whose time k / fps lies in the event's [start, end)."""
+    n = max(1, int(np.ceil(clip_seconds * video.fps)))
+    frames = np.full((n, video.size, video.size, 3), BACKGROUND, np.uint8)
+    lo, hi = video.size // 4, video.size - video.size // 4
+    times = np.arange(n) / video.fps
+    active = (times >= span[0]) & (times < span[1])
+    frames[active, lo:hi, lo:hi] = CLASS_COLOURS[name]
+    return frames
+
+
+def write_video_file(path: Path, frames: np.ndarray, fps: float) -> None:
+    """Lossless FFV1 in Matroska (decoded frames equal these), written as <name>.tmp + rename."""
+    import fractions
+
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with av.open(str(tmp), "w", format="matroska") as out:
+        stream = out.add_stream("ffv1", rate=fractions.Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "bgr0"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    tmp.replace(path)
 
 
 def _fade(n: int, rate: int, seconds: float = 0.01) -> np.ndarray:
@@ -103,16 +169,25 @@ def write_synth_corpus(
     test_per_class: int = 16,
     max_shard_bytes: int = 64 << 20,
     overwrite: bool = False,
+    video: SynthVideo | None = None,
+    video_encoder=None,
+    hop_length: int | None = None,
 ) -> dict[str, WriteSummary]:
-    """Writes <out_dir>/train and <out_dir>/test; returns a summary per split."""
+    """Writes <out_dir>/train and <out_dir>/test; returns a summary per split. With `video`,
+    also <out_dir>/videos/<split>/*.mkv, and with `video_encoder` (+ `hop_length`, the
+    latent hop in samples) their features in the shards."""
     for name in classes:
         if name not in SOUND_CLASSES:
             raise ValueError(f"unknown sound class {name!r}; known: {sorted(SOUND_CLASSES)}")
+    if video_encoder is not None and (video is None or not hop_length):
+        raise ValueError("synth: a video_encoder needs `video` and `hop_length`")
     counts = {"train": train_per_class, "test": test_per_class}
     summaries = {}
     for split, split_id in SPLITS.items():
         summary = WriteSummary()
-        with ShardWriter(Path(out_dir) / split, sample_rate, max_shard_bytes, overwrite) as w:
+        with ShardWriter(
+            Path(out_dir) / split, sample_rate, max_shard_bytes, overwrite, hop_length
+        ) as w:
             for i in range(counts[split]):
                 for class_id, name in enumerate(classes):
                     rng = np.random.default_rng([seed, split_id, class_id, i])
@@ -125,8 +200,24 @@ def write_synth_corpus(
                         "group": "",
                         "spans": [list(span)],
                     }
-                    w.add(meta, audio)
+                    feats = None
+                    if video is not None:
+                        frames = synth_video_frames(name, span, clip_seconds, video)
+                        path = Path(out_dir) / "videos" / split / f"{name}-{i:05d}.mkv"
+                        write_video_file(path, frames, video.fps)
+                        if video_encoder is not None:
+                            feats = _features(
+                                video_encoder, path, len(audio), hop_length, sample_rate
+                            )
+                    w.add(meta, audio, feats)
                     summary.written += 1
         summary.shards = len(w._shards)
         summaries[split] = summary
     return summaries
+
+
+def _features(encoder, path: Path, num_samples: int, hop: int, rate: int) -> np.ndarray:
+    from samaudio_jax.vision.features import clip_features
+
+    frames = -(-num_samples // hop)
+    return np.asarray(clip_features(encoder, path, frames, hop_length=hop, sample_rate=rate))

@@ -65,6 +65,11 @@ class SamAudioShards(tfds.core.GeneratorBasedBuilder):
             raise ValueError(f"{self._shards_root}: no <split>/{INDEX_NAME} directories")
         for split in splits:
             reader = ShardReader(self._shards_root / split)
+            if reader.video_dim is not None:
+                raise ValueError(
+                    f"{reader.directory}: holds video features, which the TFDS dataset does "
+                    "not carry yet; train from the shard directory (data.dir) instead"
+                )
             self.info.metadata[split] = {
                 "sample_rate": reader.sample_rate,
                 "records": reader.records,

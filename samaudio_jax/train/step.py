@@ -8,7 +8,8 @@ A batch is a dict of global arrays with the batch dimension first:
   a frame is valid when any of its samples is), or `num_samples` (B,) int (waveforms);
   neither means every frame is valid;
 - optional `spans` (B, K, 3) float (code, start_s, end_s), `text_ids` / `text_mask` (B, S),
-  `video` (B, Dv, T).
+  `video` (B, Dv, T) (zeros = no video, the release's convention; the pipeline's
+  `has_video` is not needed here).
 
 Randomness is drawn per example from keys split off fold_in(rng, step), so the losses do
 not depend on the mesh, and gradient accumulation (a scan over micro-batches, examples
@@ -64,6 +65,24 @@ def _example_randomness(key, frames: int, channels: int, train_cfg):
     noise = jax.random.normal(k_noise, (frames, channels), jnp.float32)
     drops = objective.dropout_mask(k_drop, 3, float(train_cfg.cond_dropout))
     return t, noise, drops
+
+
+def conditioning_drops(example_keys, train_cfg) -> jax.Array:
+    """(B, 3) bool: per example, whether text / video / spans are dropped this step (the
+    flags the loss uses for the same example keys)."""
+
+    def one(key):
+        k_drop = jax.random.split(key, 3)[2]
+        return objective.dropout_mask(k_drop, 3, float(train_cfg.cond_dropout))
+
+    return jax.vmap(one)(example_keys)
+
+
+def network_video(video, example_keys, train_cfg) -> jax.Array:
+    """The (B, Dv, T) video features the flow network gets: batch["video"] with the dropped
+    examples' rows zeroed (visual-prompt dropout, train.cond_dropout; zeros = no video)."""
+    drops = conditioning_drops(example_keys, train_cfg)
+    return objective.drop_video(video.astype(jnp.float32), drops[:, 1])
 
 
 def make_loss_fn(setup: TrainSetup):
@@ -131,7 +150,12 @@ def make_loss_fn(setup: TrainSetup):
 
         video = None
         if "video" in mb:
-            video = objective.drop_video(mb["video"].astype(jnp.float32), drops[:, 1])
+            if mb["video"].shape[1:] != (model_cfg.video_dim, frames):
+                raise ValueError(
+                    f"batch video: expected (B, model.video_dim={model_cfg.video_dim}, "
+                    f"{frames} latent frames), got {mb['video'].shape}"
+                )
+            video = network_video(mb["video"], example_keys, train_cfg)
 
         anchor_ids = anchor_alignment = None
         if "spans" in mb:

@@ -6,13 +6,13 @@ clip_features gives (T, D) for one clip, the array a data shard stores per examp
 flow_video_features stacks such arrays into the flow network's (B, D, T), zeros where an
 example has no video or is shorter.
 
-Training with visual prompts (how the pipeline would carry them; the shards and the Grain
-pipeline do not carry video yet): make-shards would run clip_features on each example's masked
-video at the latent rate (T = ceil(seconds * 25); `samaudio-jax video-features` does it for one
-clip) and store it as an array "video_features" (T, 1024) beside the audio; the pipeline crops
-it with the audio segment's frame offsets, zero-pads to the segment length and emits batch
-key "video" as (B, 1024, T). train/step.py already takes batch["video"] (B, Dv, T) and applies
-visual-prompt dropout there (objective.drop_video: zeros, the release's "no video", with
+Training with visual prompts: make-shards (data/video_features.py) runs clip_features on
+each example's masked video at the latent rate (T = ceil(samples / hop); `samaudio-jax
+video-features` does it for one clip) and stores (T, output_dim) as float16 beside the audio
+(data/shards.py); the Grain pipeline crops it with the audio segment's frame offset (offsets
+are whole latent frames), zero-pads to the segment length and emits batch key "video"
+(B, output_dim, T) plus "has_video" (B,). train/step.py takes batch["video"] and applies
+visual-prompt dropout there (step.network_video: zeros, the release's "no video", with
 probability train.cond_dropout per example).
 """
 
@@ -60,6 +60,31 @@ class FrameEncoder:
                 chunk = jnp.concatenate([chunk, jnp.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
             outs.append(self._run(self._state, chunk)[: b - pad])
         return jnp.concatenate(outs, axis=0)
+
+
+def random_tower(cfg, seed: int = 0) -> PEVisionTower:
+    """A randomly initialised tower (tests, smoke runs), drawn with numpy from `seed`:
+    LayerNorm weights 1, biases 0, matrices N(0, 1/fan_in), embeddings N(0, 1/width).
+    Faster than the module's own init, which compiles many small RNG programs."""
+    abstract = nnx.eval_shape(lambda: PEVisionTower(cfg, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        names = [str(getattr(k, "key", getattr(k, "name", ""))) for k in path]
+        name = [n for n in names if n not in ("value", "")][-1]
+        shape = leaf.shape
+        if name == "weight":
+            value = np.ones(shape)
+        elif name == "bias":
+            value = np.zeros(shape)
+        elif len(shape) >= 2 and name not in ("positional_embedding", "probe"):
+            value = rng.standard_normal(shape) / np.sqrt(np.prod(shape[:-1]))
+        else:
+            value = rng.standard_normal(shape) / np.sqrt(cfg.width)
+        return jnp.asarray(value, leaf.dtype)
+
+    return nnx.merge(graphdef, jax.tree_util.tree_map_with_path(draw, state))
 
 
 def clip_features(
