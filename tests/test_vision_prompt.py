@@ -56,6 +56,33 @@ def test_prompt_features_equal_the_tower_on_each_selected_masked_frame(encoder):
     assert np.max(np.abs(feats[0] - feats[1])) > 1e-3  # the mask matters
 
 
+def test_clip_features_embed_each_selected_video_frame_once(encoder):
+    from samaudio_jax.vision.features import clip_features
+
+    video, mask = _video(1, n=4, fps=4), _mask(4)  # 1 s of video, 4 frames
+    seen = []
+
+    class Counting:
+        cfg = encoder.cfg
+
+        def __call__(self, frames):
+            seen.append(frames.shape[0])
+            return encoder(frames)
+
+    # 40 latent frames per second of audio: 10 latent frames per video frame.
+    feats = np.asarray(clip_features(Counting(), video, 40, mask, hop_length=1, sample_rate=40))
+    assert seen == [4]
+    direct = np.asarray(
+        encoder(
+            V.masked_frames_for_latents(
+                video, 40, mask, hop_length=1, sample_rate=40, image_size=40
+            )
+        )
+    )
+    np.testing.assert_allclose(feats, direct, atol=1e-6)
+    assert len({tuple(np.round(r, 5)) for r in feats}) == 4
+
+
 def test_video_features_reach_the_flow_network_and_absent_video_is_zeros(encoder):
     m = small_model_config(video_dim=SMALL_PE.output_dim)
     release = random_release_state_dict(m, seed=1)

@@ -26,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from samaudio_jax.vision.pe import PEVisionTower
-from samaudio_jax.vision.video import Video, masked_frames_for_latents
+from samaudio_jax.vision.video import Video, unique_masked_frames
 
 
 class FrameEncoder:
@@ -96,8 +96,9 @@ def clip_features(
     hop_length: int = 1920,
     sample_rate: int = 48000,
 ) -> jax.Array:
-    """(num_latent_frames, output_dim): one embedding of the masked frame at each latent frame."""
-    frames = masked_frames_for_latents(
+    """(num_latent_frames, output_dim): one embedding of the masked frame at each latent frame
+    (each distinct video frame goes through the tower once)."""
+    frames, index = unique_masked_frames(
         video,
         num_latent_frames,
         mask,
@@ -105,7 +106,7 @@ def clip_features(
         sample_rate=sample_rate,
         image_size=encoder.cfg.image_size,
     )
-    return encoder(frames)
+    return encoder(frames)[jnp.asarray(index)]
 
 
 def per_input_video_features(

@@ -156,24 +156,44 @@ def masked_frames_for_latents(
     `mask` is a mask video (path or Video) with the video's frame count and size, or an array
     (N, H, W) / (N, H, W, 3) of per-frame masks; non-zero = masked out.
     """
+    frames, index = unique_masked_frames(
+        video,
+        num_latent_frames,
+        mask,
+        hop_length=hop_length,
+        sample_rate=sample_rate,
+        image_size=image_size,
+    )
+    return frames[jnp.asarray(index)]
+
+
+def unique_masked_frames(
+    video: Video | str | os.PathLike,
+    num_latent_frames: int,
+    mask: Video | np.ndarray | str | os.PathLike | None = None,
+    *,
+    hop_length: int = 1920,
+    sample_rate: int = 48000,
+    image_size: int = 336,
+) -> tuple[jax.Array, np.ndarray]:
+    """The distinct video frames the latent frames select, preprocessed and masked (U, S, S, 3),
+    and for each latent frame the row it uses (num_latent_frames,): when the latent rate is
+    above the video's frame rate, each video frame is processed (and embedded) once."""
     if not isinstance(video, Video):
         video = read_video(video)
     if num_latent_frames <= 0:
         raise ValueError(f"num_latent_frames must be > 0, got {num_latent_frames}")
     idx = select_frames(video, num_latent_frames, hop_length, sample_rate)
-    frames = video.frames
+    unique, inverse = np.unique(idx, return_inverse=True)
+    selected = video.frames[unique]
     if mask is not None:
         if isinstance(mask, (str, os.PathLike)):
             mask = read_video(mask)
         source = mask.source if isinstance(mask, Video) else "mask"
         mask_frames = mask.frames if isinstance(mask, Video) else np.asarray(mask)
-        _check_mask(mask_frames, frames, source)
-        unique, inverse = np.unique(idx, return_inverse=True)
-        masked = apply_mask(frames[unique], mask_frames[unique], source)
-        selected = masked[inverse]
-    else:
-        selected = frames[idx]
-    return preprocess_frames(selected, image_size)
+        _check_mask(mask_frames, video.frames, source)
+        selected = apply_mask(selected, mask_frames[unique], source)
+    return preprocess_frames(selected, image_size), inverse.reshape(-1)
 
 
 def _check_mask(mask: np.ndarray, frames: np.ndarray, source: str) -> None:
