@@ -433,3 +433,29 @@ def test_synth_cli_videos_show_the_class_colour_while_the_event_sounds(tmp_path,
         on = rec["video"][np.argmax(shown)].astype(np.float32)
         off = rec["video"][np.argmin(shown)].astype(np.float32)
         assert np.abs(on - off).max() > 1e-2
+
+
+def test_tfds_dataset_carries_the_video_features_of_the_shards(frame_coded, tmp_path):
+    import shutil
+
+    from samaudio_jax.data.tfds_builder import load_tfds_source, prepare_tfds
+
+    reader, _ = frame_coded
+    shutil.copytree(reader.directory, tmp_path / "shards" / "train")
+    prepare_tfds(tmp_path / "shards", tmp_path / "tfds")
+    source = load_tfds_source(tmp_path / "tfds", "train")
+    assert (source.video_dim, source.video_hop_length) == (DV, HOP)
+    for i in range(len(reader)):
+        want, got = reader[i].get("video"), source[i].get("video")
+        if want is None:
+            assert got is None
+        else:
+            assert got.dtype == np.float16
+            np.testing.assert_array_equal(got, want)
+    from_tfds = iter(make_dataset(source, VCFG, batch_size=5, seed=3))
+    from_shards = iter(make_dataset(reader, VCFG, batch_size=5, seed=3))
+    for _ in range(2):
+        a, b = next(from_tfds), next(from_shards)
+        assert a.keys() == b.keys() and "video" in a
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -6,7 +6,10 @@
 
 Audio is stored as int16 PCM as in the shards. The per-record metadata the pipeline needs
 for choosing sources (description, category, group, length) is kept in the dataset's
-metadata, so loading does not scan the audio.
+metadata, so loading does not scan the audio. Visual-prompt features of shard directories
+that carry them are stored as float16, flattened ("video", T * Dv values, empty for an
+example without video) with their frame count ("video_frames"); Dv and the latent hop are in
+the split's metadata, as in the shards' index.json.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ class SamAudioShards(tfds.core.GeneratorBasedBuilder):
     """Audio separation examples from shard directories (one split per subdirectory)."""
 
     name = DATASET_NAME
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First version."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "First version.", "1.1.0": "Visual-prompt features."}
 
     @tfds.core.utils.classproperty
     @classmethod
@@ -51,6 +54,8 @@ class SamAudioShards(tfds.core.GeneratorBasedBuilder):
                     "category": tfds.features.ClassLabel(names=list(CATEGORIES)),
                     "group": tfds.features.Text(),
                     "spans": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
+                    "video": tfds.features.Tensor(shape=(None,), dtype=np.float16),
+                    "video_frames": tfds.features.Tensor(shape=(), dtype=np.int32),
                 }
             ),
             metadata=tfds.core.MetadataDict(),
@@ -65,21 +70,21 @@ class SamAudioShards(tfds.core.GeneratorBasedBuilder):
             raise ValueError(f"{self._shards_root}: no <split>/{INDEX_NAME} directories")
         for split in splits:
             reader = ShardReader(self._shards_root / split)
+            meta = {"sample_rate": reader.sample_rate, "records": reader.records}
             if reader.video_dim is not None:
-                raise ValueError(
-                    f"{reader.directory}: holds video features, which the TFDS dataset does "
-                    "not carry yet; train from the shard directory (data.dir) instead"
-                )
-            self.info.metadata[split] = {
-                "sample_rate": reader.sample_rate,
-                "records": reader.records,
-            }
+                meta["video"] = {
+                    "dim": int(reader.video_dim),
+                    "hop_length": int(reader.video_hop_length),
+                }
+            self.info.metadata[split] = meta
         return {split: self._generate_examples(self._shards_root / split) for split in splits}
 
     def _generate_examples(self, directory: Path):
         reader = ShardReader(directory)
         for i in range(len(reader)):
             r = reader[i]
+            video = r.get("video")
+            video = np.zeros((0, 0), np.float16) if video is None else np.asarray(video, np.float16)
             yield (
                 i,
                 {
@@ -92,6 +97,8 @@ class SamAudioShards(tfds.core.GeneratorBasedBuilder):
                     "spans": np.asarray(r.get("spans") or np.zeros((0, 2)), np.float32).reshape(
                         -1, 2
                     ),
+                    "video": video.reshape(-1),
+                    "video_frames": np.int32(video.shape[0]),
                 },
             )
 
@@ -109,18 +116,27 @@ def _text(value) -> str:
 class TfdsRecordSource:
     """Adapts a tfds.data_source split to the record dicts the pipeline reads."""
 
-    def __init__(self, source, records: list[dict], sample_rate: int, name: str = ""):
+    def __init__(
+        self,
+        source,
+        records: list[dict],
+        sample_rate: int,
+        name: str = "",
+        video: dict | None = None,
+    ):
         self.source = source
         self.records = records
         self.sample_rate = sample_rate
         self.directory = name
+        self.video_dim = None if video is None else int(video["dim"])
+        self.video_hop_length = None if video is None else int(video["hop_length"])
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> dict:
         ex = self.source[index]
-        return {
+        record = {
             "audio": np.asarray(ex["audio"], np.float32) / PCM_SCALE,
             "id": _text(ex["id"]),
             "description": _text(ex["description"]),
@@ -128,6 +144,10 @@ class TfdsRecordSource:
             "group": _text(ex["group"]),
             "spans": np.asarray(ex["spans"]).tolist(),
         }
+        frames = int(ex.get("video_frames", 0))
+        if self.video_dim is not None and frames > 0:
+            record["video"] = np.asarray(ex["video"], np.float16).reshape(frames, self.video_dim)
+        return record
 
 
 def load_tfds_source(
@@ -140,5 +160,9 @@ def load_tfds_source(
         raise ValueError(f"{data_dir}: {name} has no metadata for split {split!r}")
     source = tfds.data_source(name, data_dir=str(data_dir), split=split)
     return TfdsRecordSource(
-        source, meta["records"], int(meta["sample_rate"]), f"{data_dir}:{split}"
+        source,
+        meta["records"],
+        int(meta["sample_rate"]),
+        f"{data_dir}:{split}",
+        video=meta.get("video"),
     )
