@@ -11,10 +11,7 @@ mlx-audio omits align_masked_video, so its gate is 0 here (ours still runs the b
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-import jax
 import jax.numpy as jnp
 import mlx.core as mx
 import mlx.nn as mnn
@@ -25,6 +22,7 @@ from mlx_audio.sts.models.sam_audio.config import TransformerConfig
 from mlx_audio.sts.models.sam_audio.model import SAMAudio, SinusoidalEmbedding
 from mlx_audio.sts.models.sam_audio.transformer import DiT
 
+from bench.common import machine_facts, median_seconds
 from samaudio_jax.checkpoint.release_io import (
     abstract_flow_params,
     build_flow,
@@ -32,16 +30,6 @@ from samaudio_jax.checkpoint.release_io import (
     flow_state_dict,
 )
 from samaudio_jax.config_schema import default_config
-
-
-def median_seconds(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def mlx_flow(m, state):
@@ -130,9 +118,10 @@ def main() -> None:
     )
     err = np.linalg.norm(check - np.array(out)) / np.linalg.norm(np.array(out))
 
+    print(machine_facts())
     print(
-        f"flow forward, D={m.dim} x {m.num_layers} layers, B={b}, T={t}, f32, "
-        f"{jax.devices()[0].platform}; median of {args.runs}; rel. diff {err:.1e}"
+        f"flow forward, D={m.dim} x {m.num_layers} layers, B={b}, T={t}, f32; "
+        f"median of {args.runs}; rel. diff {err:.1e}"
     )
     print(f"{'implementation':<28}{'seconds':>10}{'mlx / this':>12}")
     for name, sec in (
