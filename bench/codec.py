@@ -11,7 +11,6 @@ torch / jax, and the largest relative difference between the two outputs.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import jax
@@ -22,6 +21,7 @@ from flax import nnx
 from transformers import DacConfig
 from transformers.models.dac.modeling_dac import DacDecoder, DacEncoder
 
+from bench.common import machine_facts, median_seconds
 from samaudio_jax.checkpoint.codec_keys import export_codec_state
 from samaudio_jax.codec.base import jit_method
 from samaudio_jax.codec.dacvae import DacVaeCodec
@@ -77,16 +77,6 @@ def transformers_modules(sd, n_blocks):
     encoder.load_state_dict(enc, strict=True)
     decoder.load_state_dict(dec, strict=True)
     return encoder, decoder
-
-
-def _median_time(fn, repeats):
-    fn()  # warm-up / compile
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main():
@@ -148,16 +138,16 @@ def main():
                 lambda: t_dec(zt),
             ),
         ):
-            tj = _median_time(jfn, args.repeats)
-            tt = _median_time(tfn, args.repeats)
+            tj = median_seconds(jfn, args.repeats)
+            tt = median_seconds(tfn, args.repeats)
             rows.append((name, tj, tt))
-    full = _median_time(lambda: jax.block_until_ready(encode(wav_j)), 1)
+    full = median_seconds(lambda: jax.block_until_ready(encode(wav_j)), 1)
 
     def rel(a, b):
         return float(np.abs(a - b).max() / np.abs(b).max())
 
     print(f"DACVAE full config, {args.seconds:g} s at {codec.sample_rate} Hz ({frames} frames),")
-    print(f"CPU, {jax.device_count()} XLA device(s), torch threads {torch.get_num_threads()}")
+    print(machine_facts())
     print(f"{'op':<22}{'jax s':>10}{'torch s':>10}{'torch/jax':>11}")
     for name, tj, tt in rows:
         print(f"{name:<22}{tj:>10.2f}{tt:>10.2f}{tt / tj:>11.2f}")

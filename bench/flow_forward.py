@@ -11,20 +11,13 @@ mlx-audio omits align_masked_video, so its gate is 0 here (ours still runs the b
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-import jax
 import jax.numpy as jnp
 import mlx.core as mx
-import mlx.nn as mnn
 import numpy as np
 from flax import nnx
-from mlx_audio.sts.models.sam_audio.align import EmbedAnchors
-from mlx_audio.sts.models.sam_audio.config import TransformerConfig
-from mlx_audio.sts.models.sam_audio.model import SAMAudio, SinusoidalEmbedding
-from mlx_audio.sts.models.sam_audio.transformer import DiT
 
+from bench.common import machine_facts, median_seconds
 from samaudio_jax.checkpoint.release_io import (
     abstract_flow_params,
     build_flow,
@@ -32,37 +25,7 @@ from samaudio_jax.checkpoint.release_io import (
     flow_state_dict,
 )
 from samaudio_jax.config_schema import default_config
-
-
-def median_seconds(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def mlx_flow(m, state):
-    tc = TransformerConfig(
-        dim=m.dim,
-        n_heads=m.num_heads,
-        n_layers=m.num_layers,
-        context_dim=m.dim,
-        out_channels=m.out_channels,
-        max_positions=m.max_positions,
-    )
-    ref = SAMAudio.__new__(SAMAudio)
-    mnn.Module.__init__(ref)
-    ref.transformer = DiT(tc)
-    ref.proj = mnn.Linear(m.in_channels, m.dim)
-    ref.embed_anchors = EmbedAnchors(m.num_anchors, m.anchor_embedding_dim, m.dim)
-    ref.memory_proj = mnn.Linear(m.text_dim, m.dim)
-    ref.timestep_emb = SinusoidalEmbedding(m.dim)
-    weights = SAMAudio.sanitize({k: mx.array(v) for k, v in state.items()})
-    ref.load_weights(list(weights.items()), strict=True)
-    return ref
+from tests.mlx_reference import mlx_reference
 
 
 def main() -> None:
@@ -88,7 +51,7 @@ def main() -> None:
     ms = m.copy_and_resolve_references()
     ms.scan_layers = True
     scanned = build_flow(ms, flow_arrays_from_state_dict(state, ms))
-    ref = mlx_flow(m, state)
+    ref = mlx_reference(m, state)
 
     b, t, s = args.batch, args.frames, 16
     noisy = rng.standard_normal((b, t, 256)).astype(np.float32)
@@ -130,9 +93,10 @@ def main() -> None:
     )
     err = np.linalg.norm(check - np.array(out)) / np.linalg.norm(np.array(out))
 
+    print(machine_facts())
     print(
-        f"flow forward, D={m.dim} x {m.num_layers} layers, B={b}, T={t}, f32, "
-        f"{jax.devices()[0].platform}; median of {args.runs}; rel. diff {err:.1e}"
+        f"flow forward, D={m.dim} x {m.num_layers} layers, B={b}, T={t}, f32; "
+        f"median of {args.runs}; rel. diff {err:.1e}"
     )
     print(f"{'implementation':<28}{'seconds':>10}{'mlx / this':>12}")
     for name, sec in (

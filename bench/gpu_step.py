@@ -12,48 +12,27 @@ the release's sampling of 10 s of audio.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from train_step import batch_numpy, median_seconds  # noqa: E402
-
-from samaudio_jax.cli.compile import _NoCodec  # noqa: E402
-from samaudio_jax.cli.config_loader import load_config  # noqa: E402
-from samaudio_jax.model import SAMAudioFlow  # noqa: E402
-from samaudio_jax.parallel.mesh import make_mesh  # noqa: E402
-from samaudio_jax.sample.solvers import integrate_fixed, uniform_grid  # noqa: E402
-from samaudio_jax.train import metrics as metrics_lib  # noqa: E402
-from samaudio_jax.train import state as state_lib  # noqa: E402
-from samaudio_jax.train import step as step_lib  # noqa: E402
+from bench.common import TrainStepBench, machine_facts, median_seconds
+from samaudio_jax.cli.config_loader import load_config
+from samaudio_jax.model import SAMAudioFlow
+from samaudio_jax.sample.solvers import integrate_fixed, uniform_grid
+from samaudio_jax.train import metrics as metrics_lib
+from samaudio_jax.train import step as step_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FRAMES = 250
 
 
 def train_step(config, batch_size: int, runs: int):
-    config.train.global_batch_size = batch_size
-    config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
-    mesh = make_mesh(config.mesh, jax.devices()[:1])
-    factories = dataclasses.replace(state_lib.ModuleFactories(), codec=_NoCodec, text=None)
-    setup = state_lib.build_setup(config, mesh, factories)
-    state, frozen = state_lib.init_state(setup), state_lib.init_frozen(setup)
-    batch = step_lib.global_batch(setup, batch_numpy(config.model, batch_size, FRAMES))
-    compiled = step_lib.compile_train_step(setup, batch)
-    flops = metrics_lib.compiled_flops(compiled)
-    fn = step_lib.jit_train_step(setup, batch)
-    box, rng = [state], jax.random.PRNGKey(0)
-
-    def run():
-        box[0], m = fn(box[0], frozen, batch, rng)
-        m["loss"].block_until_ready()
-
-    seconds = median_seconds(run, runs)
+    bench = TrainStepBench.build(config, batch_size, FRAMES)
+    flops = metrics_lib.compiled_flops(step_lib.compile_train_step(bench.setup, bench.batch))
+    seconds = median_seconds(bench.run, runs)
     peak = metrics_lib.peak_flops_per_device(jax.devices()[0].device_kind, config.train.peak_flops)
     return seconds, flops, metrics_lib.mfu(flops, 1.0 / seconds, peak)
 
@@ -87,8 +66,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    device = jax.devices()[0]
-    print(f"jax {jax.__version__} on {device.platform} ({device.device_kind}); {FRAMES} frames")
+    print(f"{machine_facts()}; {FRAMES} frames")
     print(
         f"{'config':<7} {'batch':>5} {'step s':>8} {'ex/s':>7} {'TFLOP/step':>11} {'MFU':>6} {'10 s DiT s':>11}"
     )

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -32,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 
+from bench.common import machine_facts, time_runs  # noqa: E402
 from bench.torch_dit import TorchSAMAudioFlow, sample_midpoint  # noqa: E402
 from samaudio_jax.checkpoint.release_io import flow_state_dict  # noqa: E402
 from samaudio_jax.model import SAMAudioFlow  # noqa: E402
@@ -70,16 +70,6 @@ def make_jax_sampler(model):
     return lambda *args: sample(state, *args)
 
 
-def timed(fn, repeats):
-    times = []
-    out = None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def bench_network(name: str, repeats: int):
     m = network_config(name)
     model = SAMAudioFlow(m, rngs=nnx.Rngs(0))
@@ -97,7 +87,7 @@ def bench_network(name: str, repeats: int):
     start = time.perf_counter()
     jax.block_until_ready(sampler(*args))
     compile_s = time.perf_counter() - start
-    jax_s, ours = timed(lambda: jax.block_until_ready(sampler(*args)), repeats)
+    jax_s, ours = time_runs(lambda: jax.block_until_ready(sampler(*args)), repeats, warmup=0)
 
     net = TorchSAMAudioFlow.from_config(m).eval()
     state = {k: torch.from_numpy(np.array(v)) for k, v in flow_state_dict(model, m).items()}
@@ -120,10 +110,10 @@ def bench_network(name: str, repeats: int):
     for count in sorted({1, os.cpu_count() or 1}):
         torch.set_num_threads(count)
         run_torch(1)
-        threads[count], _ = timed(lambda: run_torch(1), 2)
+        threads[count], _ = time_runs(lambda: run_torch(1), 2, warmup=0)
     best_threads = min(threads, key=threads.get)
     torch.set_num_threads(best_threads)
-    torch_s, ref = timed(lambda: run_torch(STEPS), repeats)
+    torch_s, ref = time_runs(lambda: run_torch(STEPS), repeats, warmup=0)
     ref = ref.numpy()
     error = float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
     return dict(
@@ -150,7 +140,7 @@ def bench_tiny_separate(repeats: int):
     start = time.perf_counter()
     call()
     compile_s = time.perf_counter() - start
-    median, _ = timed(call, repeats)
+    median, _ = time_runs(call, repeats, warmup=0)
     return median, compile_s
 
 
@@ -160,8 +150,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--small_repeats", type=int, default=2)
     args = parser.parse_args()
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__} "
-          f"(threads: the faster of 1 and {os.cpu_count()}), {os.cpu_count()} CPUs; "
+    print(machine_facts())
+    print(f"torch threads: the faster of 1 and {os.cpu_count()}; "
           f"T={FRAMES}, midpoint x {STEPS} steps, batch 1")  # fmt: skip
     print(f"{'network':<8} {'runs':>4} {'jax s':>9} {'torch s':>9} {'threads':>7} "
           f"{'speed-up':>9} {'compile s':>10} {'max rel diff':>13}", flush=True)  # fmt: skip

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -21,18 +19,9 @@ import torch
 from flax import nnx
 from transformers import T5Config, T5EncoderModel
 
+from bench.common import machine_facts, median_seconds
 from samaudio_jax.text.t5_config import T5_PRESETS
 from samaudio_jax.text.t5_import import t5_network_from_weights
-
-
-def _median_seconds(fn, runs: int) -> float:
-    fn()  # warm-up (compiles the jitted version)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -78,11 +67,12 @@ def main() -> None:
             return torch_model(input_ids=tids, attention_mask=tmask).last_hidden_state
 
     err = np.abs(np.asarray(ours()) - reference().numpy()).max()
-    t_ours = _median_seconds(ours, args.runs)
-    t_ref = _median_seconds(reference, args.runs)
+    t_ours = median_seconds(ours, args.runs)
+    t_ref = median_seconds(reference, args.runs)
+    print(machine_facts())
     print(
         f"T5 encoder: {args.layers} layers, d_model {base.d_model}, batch {args.batch} x "
-        f"{args.length} tokens, torch threads {torch.get_num_threads()}, CPU"
+        f"{args.length} tokens"
     )
     print(f"{'impl':<22}{'median s/batch':>16}{'prompts/s':>12}")
     print(f"{'samaudio_jax (jit)':<22}{t_ours:>16.4f}{args.batch / t_ours:>12.1f}")

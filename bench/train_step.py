@@ -11,79 +11,28 @@ timed steps after a warm-up (which compiles the JAX step).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import pathlib
-import statistics
-import sys
-import time
 
-import jax
 import numpy as np
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from torch_train_ref import TorchFlow, make_step  # noqa: E402
-
-from samaudio_jax.cli.compile import _NoCodec  # noqa: E402
-from samaudio_jax.cli.config_loader import load_config  # noqa: E402
-from samaudio_jax.parallel.mesh import make_mesh  # noqa: E402
-from samaudio_jax.train import state as state_lib  # noqa: E402
-from samaudio_jax.train import step as step_lib  # noqa: E402
+from bench.common import TrainStepBench, latent_batch, machine_facts, median_seconds
+from bench.torch_train_ref import TorchFlow, make_step
+from samaudio_jax.cli.config_loader import load_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def median_seconds(fn, runs):
-    fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def batch_numpy(m, b, t, seed=0):
-    rng = np.random.default_rng(seed)
-    lat = lambda: rng.normal(size=(b, t, m.latent_dim)).astype(np.float32)  # noqa: E731
-    valid = np.ones((b, t), bool)
-    valid[0, t * 3 // 4 :] = False
-    spans = np.zeros((b, 2, 3), np.float32)
-    spans[:, 0] = (1, 0.1, 0.5)
-    return {
-        "mixture_latent": lat(),
-        "target_latent": lat(),
-        "residual_latent": lat(),
-        "valid": valid,
-        "spans": spans,
-    }
-
-
 def jax_step_seconds(config, b, t, runs):
-    config.train.global_batch_size = b
-    config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
-    mesh = make_mesh(config.mesh, jax.devices()[:1])
-    factories = dataclasses.replace(state_lib.ModuleFactories(), codec=_NoCodec, text=None)
-    setup = state_lib.build_setup(config, mesh, factories)
-    state, frozen = state_lib.init_state(setup), state_lib.init_frozen(setup)
-    batch = step_lib.global_batch(setup, batch_numpy(config.model, b, t))
-    fn = step_lib.jit_train_step(setup, batch)
-    rng = jax.random.PRNGKey(0)
-    box = [state]
-
-    def run():
-        box[0], m = fn(box[0], frozen, batch, rng)
-        m["loss"].block_until_ready()
-
-    return median_seconds(run, runs), state_lib.param_count(setup.abstract_state["params"])
+    bench = TrainStepBench.build(config, b, t)
+    return median_seconds(bench.run, runs), bench.param_count()
 
 
 def torch_step_seconds(config, b, t, runs):
     m = config.model
     model = TorchFlow(m)
     step = make_step(model)
-    nb = batch_numpy(m, b, t)
+    nb = latent_batch(m, b, t)
     sr, hop = config.codec.sample_rate, config.codec.hop_length
     align = np.zeros((b, t), np.int64)
     lo, hi = int(np.ceil(0.1 * sr / hop)), int(np.ceil(0.5 * sr / hop))
@@ -122,10 +71,8 @@ def main():
         jx, n_jax = jax_step_seconds(config, args.batch, args.frames, args.runs)
         pt, n_torch = torch_step_seconds(config, args.batch, args.frames, args.runs)
         rows.append((name, n_jax, n_torch, jx, pt))
-    print(
-        f"batch {args.batch} x {args.frames} frames, CPU ({os.cpu_count()} cores, torch "
-        f"{args.torch_threads} thread(s)), f32"
-    )
+    print(machine_facts())
+    print(f"batch {args.batch} x {args.frames} frames, f32")
     print(
         "| config | params jax / torch | jax step s | jax examples/s | torch step s "
         "| torch examples/s | torch / jax |"

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import jax
 import numpy as np
 
+from bench.common import machine_facts, time_runs
 from samaudio_jax.checkpoint.vision_io import load_vision_part
 from samaudio_jax.vision.features import FrameEncoder
 from samaudio_jax.vision.pe import PEConfig
@@ -56,22 +55,18 @@ def main() -> int:
     frames = frames.astype(np.float32)
 
     encoder = FrameEncoder(load_vision_part(state, base=cfg).tower, batch_size=args.frames)
-    jax.block_until_ready(encoder(frames))  # compile
-    ours = []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        out = jax.block_until_ready(encoder(frames))
-        ours.append(time.perf_counter() - start)
+    t_ours, out = time_runs(lambda: jax.block_until_ready(encoder(frames)), args.runs)
     # torch's intra-op threads: all cores can lose badly to one on a shared machine; both run
     timm_runs = {}
     for threads in sorted({1, os.cpu_count() or 1}):
         theirs = run_timm(python, cfg, state, frames, repeats=args.runs, threads=threads)
         timm_runs[threads] = float(np.median(theirs["seconds"]))
     err = float(np.max(np.abs(np.asarray(out) - theirs["normalized"])))
-    t_ours, t_timm = statistics.median(ours), min(timm_runs.values())
+    t_timm = min(timm_runs.values())
+    print(machine_facts())
     print(
         f"PE tower {cfg.image_size}px/{cfg.patch_size}, width {cfg.width}, {cfg.layers} layers, "
-        f"{args.frames} frames, float32, CPU x{os.cpu_count()}"
+        f"{args.frames} frames, float32"
     )
     print(f"{'impl':<12}{'median s':>10}{'frames/s':>10}")
     print(f"{'ours (jax)':<12}{t_ours:>10.4f}{args.frames / t_ours:>10.1f}")

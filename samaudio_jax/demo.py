@@ -14,12 +14,12 @@ Stage results are kept in DIR/demo_state.json; the summary table is printed at t
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 import time
 
 import numpy as np
+
+from samaudio_jax.io_atomic import atomic_write_text
 
 STATE_FILE = "demo_state.json"
 # Text-only prompting (no span anchors), as in the recipe (docs/demo_recipe.md).
@@ -32,10 +32,7 @@ def _load_state(work: pathlib.Path) -> dict:
 
 
 def _save_state(work: pathlib.Path, state: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=work)
-    with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=2)
-    os.replace(tmp, work / STATE_FILE)
+    atomic_write_text(work / STATE_FILE, json.dumps(state, indent=2))
 
 
 def prepare_config(config, work: pathlib.Path):

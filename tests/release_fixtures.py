@@ -14,19 +14,24 @@ from samaudio_jax.checkpoint.release_io import abstract_flow_params
 from samaudio_jax.config_schema import default_config
 
 
-def small_model_config(**overrides):
-    """D=64, 2 layers, 4 heads (head_dim 16), small adapters: fast on a CPU."""
+def tiny_model_config(**overrides):
+    """D=32, 2 layers, 4 heads (head_dim 8), 2L=16, small adapters: fast on a CPU."""
     m = default_config().model
-    m.dim, m.num_layers, m.num_heads = 64, 2, 4
+    m.dim, m.num_layers, m.num_heads = 32, 2, 4
     m.latent_dim, m.out_channels, m.in_channels = 8, 16, 48
     m.text_dim, m.video_dim = 24, 20
     m.anchor_embedding_dim = 8
     m.frequency_embedding_dim = 16
-    m.max_positions = 8000  # RoPE theta = 2 * max_positions = 16000, not the 10000 floor
     m.dropout = 0.0
     for k, v in overrides.items():
         m[k] = v
     return m
+
+
+def small_model_config(**overrides):
+    """tiny_model_config with D=64 (head_dim 16) and max_positions 8000, so that RoPE's
+    theta = 2 * max_positions = 16000, not the 10000 floor."""
+    return tiny_model_config(**{"dim": 64, "max_positions": 8000, **overrides})
 
 
 def random_release_state_dict(m, seed: int = 0) -> dict[str, np.ndarray]:

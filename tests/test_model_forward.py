@@ -10,22 +10,9 @@ from flax import nnx
 
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.model import SAMAudioFlow
-from tests.release_fixtures import numpy_init_flow
+from tests.release_fixtures import numpy_init_flow, tiny_model_config
 
 B, T, S = 2, 12, 5
-
-
-def tiny_model_config(**overrides):
-    m = default_config().model
-    m.dim, m.num_layers, m.num_heads = 32, 2, 4
-    m.latent_dim, m.out_channels, m.in_channels = 8, 16, 48
-    m.text_dim, m.video_dim = 24, 20
-    m.anchor_embedding_dim = 8
-    m.frequency_embedding_dim = 16
-    m.dropout = 0.0
-    for k, v in overrides.items():
-        m[k] = v
-    return m
 
 
 def inputs(seed=0):

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import mlx.core as mx
-import mlx.nn as mnn
 import numpy as np
 import pytest
 import torch
-from mlx_audio.sts.models.sam_audio.align import EmbedAnchors as MlxEmbedAnchors
-from mlx_audio.sts.models.sam_audio.config import TransformerConfig
-from mlx_audio.sts.models.sam_audio.model import SAMAudio, SinusoidalEmbedding
-from mlx_audio.sts.models.sam_audio.transformer import DiT as MlxDiT
 
 from samaudio_jax.checkpoint.release_io import build_flow, flow_arrays_from_state_dict
+from tests.mlx_reference import mlx_reference
 from tests.release_fixtures import random_release_state_dict, small_model_config
 
 B, T, S = 2, 14, 6
@@ -28,34 +24,6 @@ RTOL = 1e-4
 def rel_err(ours, ref) -> float:
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     return float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
-
-
-def mlx_reference(m, state):
-    """mlx-audio's SAMAudio wrapper with only the flow parts, weights via sanitize + load_weights."""
-    tc = TransformerConfig(
-        dim=m.dim,
-        n_heads=m.num_heads,
-        n_layers=m.num_layers,
-        dropout=0.0,
-        norm_eps=m.norm_eps,
-        qk_norm=m.qk_norm,
-        max_positions=m.max_positions,
-        frequency_embedding_dim=m.frequency_embedding_dim,
-        context_dim=m.dim,
-        out_channels=m.out_channels,
-        multiple_of=m.multiple_of,
-        ffn_exp=m.ffn_exp,
-    )
-    ref = SAMAudio.__new__(SAMAudio)
-    mnn.Module.__init__(ref)
-    ref.transformer = MlxDiT(tc)
-    ref.proj = mnn.Linear(m.in_channels, m.dim)
-    ref.embed_anchors = MlxEmbedAnchors(m.num_anchors, m.anchor_embedding_dim, m.dim)
-    ref.memory_proj = mnn.Linear(m.text_dim, m.dim)
-    ref.timestep_emb = SinusoidalEmbedding(m.dim)
-    weights = SAMAudio.sanitize({k: mx.array(v) for k, v in state.items()})
-    ref.load_weights(list(weights.items()), strict=True)
-    return ref
 
 
 def torch_align_term(state, video: np.ndarray) -> np.ndarray:

@@ -9,28 +9,16 @@ from flax import nnx
 
 from bench.torch_dit import TorchSAMAudioFlow, sample_midpoint
 from samaudio_jax.checkpoint.release_io import flow_state_dict
-from samaudio_jax.config_schema import default_config
 from samaudio_jax.model import SAMAudioFlow
 from samaudio_jax.sample import solvers
+from tests.release_fixtures import tiny_model_config
 
 B, T, S = 2, 14, 5
 
 
-def model_config(padding_aware):
-    m = default_config().model
-    m.dim, m.num_layers, m.num_heads = 32, 2, 4
-    m.latent_dim, m.out_channels, m.in_channels = 8, 16, 48
-    m.text_dim, m.video_dim = 24, 20
-    m.anchor_embedding_dim = 8
-    m.frequency_embedding_dim = 16
-    m.dropout = 0.0
-    m.padding_aware_groupnorm = padding_aware
-    return m
-
-
 def perturbed_pair(padding_aware):
     """Our model with every parameter perturbed (gates open), and the torch copy of it."""
-    m = model_config(padding_aware)
+    m = tiny_model_config(padding_aware_groupnorm=padding_aware)
     model = SAMAudioFlow(m, rngs=nnx.Rngs(0))
     rng = np.random.default_rng(1)
     for _, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):

@@ -28,6 +28,7 @@ from samaudio_jax.checkpoint.release_config import (
     release_config_from_model,
 )
 from samaudio_jax.config_schema import default_config
+from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.sample.loading import Separator, _merge, build_separator, flat_params, load_params
 
 EXTENSION = "samaudio_jax"
@@ -79,9 +80,7 @@ def export_separator(separator: Separator, out_dir) -> list[str]:
         "release_architecture": is_release_architecture(config),
     }
     text = json.dumps(content, indent=2) + "\n"
-    release_io._atomic_write(
-        out / release_io.CONFIG_FILE, lambda p: pathlib.Path(p).write_text(text)
-    )
+    atomic_write_text(out / release_io.CONFIG_FILE, text)
     written.append(str(out / release_io.CONFIG_FILE))
     return written
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import pathlib
-import tempfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,6 +30,7 @@ from samaudio_jax.checkpoint.release_config import (
     release_config_from_model,
 )
 from samaudio_jax.config_schema import default_config
+from samaudio_jax.io_atomic import atomic_write, atomic_write_text
 from samaudio_jax.model.flow import SAMAudioFlow
 
 log = logging.getLogger(__name__)
@@ -146,18 +145,6 @@ def read_state_dict(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], st
     return {k: _torch_to_numpy(v) for k, v in obj.items()}, str(path)
 
 
-def _atomic_write(target: pathlib.Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_state_dict(state: dict[str, np.ndarray], path: str | pathlib.Path) -> None:
     """Writes `state` as checkpoint.pt (torch.save) or .safetensors, atomically."""
     path = pathlib.Path(path)
@@ -165,12 +152,12 @@ def write_state_dict(state: dict[str, np.ndarray], path: str | pathlib.Path) -> 
         from safetensors.torch import save_file
 
         tensors = {k: _numpy_to_torch(v) for k, v in state.items()}
-        _atomic_write(path, lambda tmp: save_file(tensors, tmp))
+        atomic_write(path, lambda tmp: save_file(tensors, tmp))
     else:
         import torch
 
         tensors = {k: _numpy_to_torch(v) for k, v in state.items()}
-        _atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+        atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 
 # ----------------------------------------------------------------- flow <-> state dict
@@ -376,11 +363,7 @@ def save_release(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     text = json.dumps(release_config_from_model(m), indent=2) + "\n"
-
-    def write_config(tmp):
-        pathlib.Path(tmp).write_text(text)
-
-    _atomic_write(out_dir / CONFIG_FILE, write_config)
+    atomic_write_text(out_dir / CONFIG_FILE, text)
     written.append(str(out_dir / CONFIG_FILE))
     for fmt in formats:
         target = out_dir / FORMATS[fmt]

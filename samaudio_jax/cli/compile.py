@@ -160,17 +160,9 @@ def _random_t5(config, rngs):
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m samaudio_jax.cli.compile ...`: the same command without the dispatcher."""
-    import argparse
+    from samaudio_jax.cli.args import run_standalone
 
-    parser = argparse.ArgumentParser(
-        prog="samaudio-jax compile", description=__doc__.splitlines()[0]
-    )
-    add_arguments(parser)
-    args, rest = parser.parse_known_args(argv)
-    unknown = [a for a in rest if not a.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
-    return run(args, rest)
+    return run_standalone(sys.modules[__name__], "samaudio-jax compile", argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from __future__ import annotations
 import pathlib
 import sys
 
+from samaudio_jax.io_atomic import atomic_write_text
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, help="release-layout directory")
@@ -56,6 +58,4 @@ def get_config():
 
 
 def _write_config_py(work: pathlib.Path) -> None:
-    tmp = work / ".config.py.tmp"
-    tmp.write_text(CONFIG_PY)
-    tmp.replace(work / "config.py")
+    atomic_write_text(work / "config.py", CONFIG_PY)

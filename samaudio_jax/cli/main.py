@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from samaudio_jax.cli.args import parse_with_overrides
+
 COMMANDS = {
     "info": (
         "samaudio_jax.cli.info",
@@ -61,12 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
-    args, rest = parser.parse_known_args(argv)
-    unknown = [a for a in rest if not a.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    args, overrides = parse_with_overrides(parser, argv)
     module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args, rest) or 0)
+    return int(module.run(args, overrides) or 0)
 
 
 if __name__ == "__main__":

@@ -47,15 +47,9 @@ def run(args, overrides) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m samaudio_jax.cli.train ...`: the same command without the dispatcher."""
-    import argparse
+    from samaudio_jax.cli.args import run_standalone
 
-    parser = argparse.ArgumentParser(prog="samaudio-jax train", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args, rest = parser.parse_known_args(argv)
-    unknown = [a for a in rest if not a.startswith("--config.")]
-    if unknown:
-        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
-    return run(args, rest)
+    return run_standalone(sys.modules[__name__], "samaudio-jax train", argv)
 
 
 if __name__ == "__main__":

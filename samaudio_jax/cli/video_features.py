@@ -10,14 +10,13 @@ vision_encoder.*); sizes and numerics from config.vision.
 from __future__ import annotations
 
 import math
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
 from samaudio_jax.config_schema import default_config
+from samaudio_jax.io_atomic import atomic_write
 
 
 def add_arguments(parser) -> None:
@@ -49,14 +48,6 @@ def run(args, overrides) -> int:
         clip_features(encoder, video, frames, args.mask or None, hop_length=hop, sample_rate=rate)
     )
     out = pathlib.Path(args.out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npy", dir=out.parent or ".")
-    os.close(fd)
-    try:
-        np.save(tmp, feats.astype(np.float32))
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(out, lambda tmp: np.save(tmp, feats.astype(np.float32)), suffix=".npy")
     print(f"video-features: {feats.shape[0]} frames x {feats.shape[1]} -> {out}")
     return 0

@@ -14,7 +14,6 @@ The demo recipe that learned well: 8 kHz, hop 128 (64 tokens x 128 per ~1 s), sc
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 
 import jax
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from samaudio_jax.codec.base import Codec, CodecWeight, check_waveform
+from samaudio_jax.io_atomic import atomic_write
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -118,15 +118,7 @@ def save_latent_scale(path: str, scale: np.ndarray) -> None:
     _checked_scale(arr, arr.shape[0] if arr.ndim == 1 else -1, "scale")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: np.save(tmp, arr), suffix=".tmp.npy")
 
 
 def load_latent_scale(path: str, hop_length: int) -> np.ndarray:

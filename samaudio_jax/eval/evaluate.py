@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import tempfile
 
 import numpy as np
 
 from samaudio_jax.eval.metrics import sdr, si_sdr, si_sdr_improvement
+from samaudio_jax.io_atomic import atomic_write_text
 
 EVAL_SEED = 1234
 
@@ -145,10 +145,7 @@ def format_table(summary: dict) -> str:
 def write_json(path, summary: dict) -> None:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(summary, indent=2))
 
 
 def load_for_eval(checkpoint, aux_dir=None, t5_dir=None):

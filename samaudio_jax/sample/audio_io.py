@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 import soundfile
 import soxr
+
+from samaudio_jax.io_atomic import atomic_write
 
 AudioInput = str | os.PathLike | np.ndarray | tuple[np.ndarray, int]
 
@@ -74,12 +75,9 @@ def write_wav(path: str | os.PathLike, wav: np.ndarray, sample_rate: int) -> Non
     """Writes a mono float32 WAV atomically (temporary name in the same folder, then rename)."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
-    os.close(fd)
-    try:
-        soundfile.write(tmp, np.asarray(wav, np.float32), sample_rate, subtype="FLOAT")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    data = np.asarray(wav, np.float32)
+    atomic_write(
+        path,
+        lambda tmp: soundfile.write(tmp, data, sample_rate, subtype="FLOAT"),
+        suffix=".tmp.wav",
+    )

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +30,7 @@ from flax import nnx
 from safetensors.numpy import load_file, save_file
 
 from samaudio_jax.config_schema import default_config
+from samaudio_jax.io_atomic import atomic_write, atomic_write_text
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -235,26 +235,14 @@ def load_separator(checkpoint_dir: str | os.PathLike) -> Separator:
     return separator
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_separator(directory: str | os.PathLike, separator: Separator) -> None:
     """Writes the separator directory; each file atomically, config.json last."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / MODEL_FILE, lambda p: save_file(flat_params(separator.model), p))
+    atomic_write(directory / MODEL_FILE, lambda p: save_file(flat_params(separator.model), p))
     if separator.config.text.kind == "small" and separator.text_encoder is not None:
-        _atomic_write(
+        atomic_write(
             directory / TEXT_FILE, lambda p: save_file(flat_params(separator.text_encoder), p)
         )
     text = separator.config.to_json(indent=2)
-    _atomic_write(directory / CONFIG_FILE, lambda p: pathlib.Path(p).write_text(text))
+    atomic_write_text(directory / CONFIG_FILE, text)

@@ -1,0 +1,30 @@
+"""Command-line parsing shared by the `samaudio-jax` dispatcher and the standalone
+`python -m samaudio_jax.cli.<command>` entry points: leftovers must be config overrides."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+
+def parse_with_overrides(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> tuple[argparse.Namespace, list[str]]:
+    """Parses `argv`; returns (args, the `--config.a.b=value` overrides left over).
+
+    Any other leftover argument is a parser error (exit status 2, naming it).
+    """
+    args, rest = parser.parse_known_args(argv)
+    unknown = [a for a in rest if not a.startswith("--config.")]
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    return args, rest
+
+
+def run_standalone(command: ModuleType, prog: str, argv: list[str] | None = None) -> int:
+    """Runs a subcommand module (`add_arguments`, `run`) as its own program named `prog`."""
+    parser = argparse.ArgumentParser(prog=prog, description=command.__doc__.splitlines()[0])
+    command.add_arguments(parser)
+    args, overrides = parse_with_overrides(parser, sys.argv[1:] if argv is None else argv)
+    return command.run(args, overrides)
