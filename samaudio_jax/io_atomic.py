@@ -1,7 +1,8 @@
 """Atomic file writes: write under a temporary name in the destination's folder, then rename.
 
 An interrupted or failed write never leaves a half-written file at the destination (the
-rename is atomic on one filesystem) and never leaves the temporary file behind.
+rename is atomic on one filesystem) and never leaves the temporary file behind. The file
+gets the permissions a plain open() would give it (0666 less the umask), not mkstemp's 0600.
 """
 
 from __future__ import annotations
@@ -10,6 +11,15 @@ import os
 import pathlib
 import tempfile
 from collections.abc import Callable
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import, before any threads
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def atomic_write(
@@ -25,6 +35,7 @@ def atomic_write(
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

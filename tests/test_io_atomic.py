@@ -80,3 +80,12 @@ def test_keyboard_interrupt_also_cleans_up(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(dest, write)
     assert os.listdir(tmp_path) == []
+
+
+def test_written_file_gets_the_permissions_of_a_plain_open(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "atomic.txt", "x")
+    mode = (tmp_path / "atomic.txt").stat().st_mode & 0o777
+    assert mode == plain.stat().st_mode & 0o777
+    assert mode & 0o044  # readable by group/others under the usual umask, unlike mkstemp's 0600
