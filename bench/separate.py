@@ -13,6 +13,13 @@ Compilation is excluded from the JAX medians and printed apart; torch gets a war
 faster of 1 thread and all cores (printed). The "max rel diff" column compares the two
 samplers' outputs (same weights, same noise).
 
+A second table says how far compilation can go: the network's FLOPs per evaluation (XLA's
+cost analysis), the rate each side reaches over the whole run, and the rate of plain float32
+GEMMs of the network's own shapes ((T, D) x (D, ffn hidden) and back) in JAX and in torch,
+measured in the same run. A sampler can at best run every FLOP at the faster GEMM rate, so
+"best possible" = torch s / (32 x FLOPs / that rate) bounds the speed-up any JAX sampler
+of the same network, in the same precision, can reach on this machine.
+
 Run:  python bench/separate.py [--configs tiny,small] [--repeats 3] [--small_repeats 1]
 """
 
@@ -35,6 +42,7 @@ from bench.common import machine_facts, time_runs  # noqa: E402
 from bench.torch_dit import TorchSAMAudioFlow, sample_midpoint  # noqa: E402
 from samaudio_jax.checkpoint.release_io import flow_state_dict  # noqa: E402
 from samaudio_jax.model import SAMAudioFlow  # noqa: E402
+from samaudio_jax.model import layers as L  # noqa: E402
 from samaudio_jax.sample import solvers  # noqa: E402
 
 FRAMES, TEXT_TOKENS, STEPS = 250, 16, 16
@@ -82,6 +90,7 @@ def bench_network(name: str, repeats: int):
     text_mask = np.arange(TEXT_TOKENS)[None] < 11
     valid = np.ones((1, FRAMES), bool)
 
+    flops = forward_flops(model, noise, features, text, text_mask, valid)
     sampler = make_jax_sampler(model)
     args = [jnp.asarray(a) for a in (noise, features, text, text_mask, valid)]
     start = time.perf_counter()
@@ -116,9 +125,55 @@ def bench_network(name: str, repeats: int):
     torch_s, ref = time_runs(lambda: run_torch(STEPS), repeats, warmup=0)
     ref = ref.numpy()
     error = float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
+    gemm = gemm_rates(m.dim, L.ffn_hidden_dim(m.dim, m.ffn_exp, m.multiple_of))
     return dict(
-        name=name, jax=jax_s, torch=torch_s, compile=compile_s, error=error, threads=best_threads
-    )
+        name=name, jax=jax_s, torch=torch_s, compile=compile_s, error=error, threads=best_threads,
+        flops=flops, gemm=gemm,
+    )  # fmt: skip
+
+
+def forward_flops(model, noise, features, text, text_mask, valid) -> float:
+    """FLOPs of one network evaluation, from XLA's cost analysis of the compiled forward."""
+    graphdef, state = nnx.split(model)
+
+    def forward(state, x):
+        net = nnx.merge(graphdef, state)
+        t = jnp.full((x.shape[0],), 0.5, jnp.float32)
+        return net(x, features, text, text_mask, t, audio_pad_mask=valid)
+
+    cost = jax.jit(forward).lower(state, jnp.asarray(noise)).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"])
+
+
+def gemm_rates(dim: int, hidden: int, repeats: int = 7) -> tuple[float, float]:
+    """FLOP/s of float32 GEMM chains (T, D) @ (D, hidden) @ (hidden, D) in JAX and in torch
+    (at torch's current thread count): what either side reaches on the network's matmuls."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(FRAMES, dim)).astype(np.float32)
+    w1 = (rng.normal(size=(dim, hidden)) / np.sqrt(dim)).astype(np.float32)
+    w2 = (rng.normal(size=(hidden, dim)) / np.sqrt(hidden)).astype(np.float32)
+    flops = 4 * 2 * 2 * FRAMES * dim * hidden
+
+    @jax.jit
+    def chain(x, w1, w2):
+        for _ in range(4):
+            x = (x @ w1) @ w2
+        return x
+
+    args = [jnp.asarray(a) for a in (x, w1, w2)]
+    jax_s, _ = time_runs(lambda: chain(*args).block_until_ready(), repeats, warmup=2)
+    tx, t1, t2 = (torch.from_numpy(a) for a in (x, w1, w2))
+
+    def torch_chain():
+        y = tx
+        for _ in range(4):
+            y = (y @ t1) @ t2
+        return y
+
+    with torch.no_grad():
+        torch_s, _ = time_runs(torch_chain, repeats, warmup=2)
+    return flops / jax_s, flops / torch_s
 
 
 def bench_tiny_separate(repeats: int):
@@ -155,12 +210,23 @@ def main() -> int:
           f"T={FRAMES}, midpoint x {STEPS} steps, batch 1")  # fmt: skip
     print(f"{'network':<8} {'runs':>4} {'jax s':>9} {'torch s':>9} {'threads':>7} "
           f"{'speed-up':>9} {'compile s':>10} {'max rel diff':>13}", flush=True)  # fmt: skip
+    results = []
     for name in args.configs.split(","):
         repeats = args.small_repeats if name == "small" else args.repeats
         r = bench_network(name, repeats)
+        results.append(r)
         print(f"{r['name']:<8} {repeats:>4} {r['jax']:>9.3f} {r['torch']:>9.3f} "
               f"{r['threads']:>7} {r['torch'] / r['jax']:>8.2f}x {r['compile']:>10.1f} "
               f"{r['error']:>13.2e}", flush=True)  # fmt: skip
+    print(f"\n{'network':<8} {'GFLOP/eval':>10} {'jax GFLOP/s':>11} {'torch GFLOP/s':>13} "
+          f"{'GEMM jax':>9} {'GEMM torch':>10} {'best possible':>13}")  # fmt: skip
+    evals = 2 * STEPS
+    for r in results:
+        total = evals * r["flops"]
+        floor_s = total / max(r["gemm"])
+        print(f"{r['name']:<8} {r['flops'] / 1e9:>10.2f} {total / r['jax'] / 1e9:>11.1f} "
+              f"{total / r['torch'] / 1e9:>13.1f} {r['gemm'][0] / 1e9:>9.1f} "
+              f"{r['gemm'][1] / 1e9:>10.1f} {r['torch'] / floor_s:>12.2f}x", flush=True)  # fmt: skip
     if "tiny" in args.configs.split(","):
         median, compile_s = bench_tiny_separate(args.repeats)
         print(f"tiny separate() end to end (codec + text + ODE, 250 frames): {median:.3f} s "
