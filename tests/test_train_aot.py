@@ -1,4 +1,5 @@
-"""AOT compilation of the real train step for a TPU topology on this CPU host (libtpu)."""
+"""AOT compilation of the real train step for a TPU topology on this CPU host (libtpu),
+with visual-prompt features in the batch, and the refusal of a step that does not fit."""
 
 import importlib.util
 import re
@@ -12,7 +13,7 @@ import sys
 from samaudio_jax.cli.compile import main
 args = ["--config", "configs/tiny.py", "--topology", "v5e:2x2",
         "--config.data.segment_seconds=0.032"]
-print("FIRST", main(args), flush=True)
+print("FIRST", main(args + ["--video"]), flush=True)
 print("SECOND", main(args + ["--hbm_gib", "0.001"]), flush=True)
 """
 
@@ -33,6 +34,7 @@ def test_tiny_config_compiles_for_v5e_2x2_and_an_oversized_step_is_refused():
     assert proc.returncode == 0, out[-4000:]
     assert "FIRST 0" in out and "SECOND 2" in out, out[-4000:]
     assert "on v5e:2x2 (4 chips" in out
+    assert out.count("with visual-prompt features (B, 48, T)") == 1  # FIRST's batch has video
     mem = [float(x) for x in re.findall(r"per-chip memory: ([\d.]+) GiB of 16 GiB", out)]
     assert len(mem) == 1 and 0 < mem[0] < 1, out[-4000:]
     flops = float(re.search(r"FLOPs per step per chip: ([\d.e+]+)", out).group(1))

@@ -28,6 +28,11 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--hbm_gib", type=float, default=0.0, help="HBM per chip in GiB (0 = the chip's own)"
     )
+    parser.add_argument(
+        "--video",
+        action="store_true",
+        help="batches carry visual-prompt features (B, model.video_dim, T), as shards with video do",
+    )
 
 
 def run(args, overrides) -> int:
@@ -41,7 +46,9 @@ def run(args, overrides) -> int:
     config = load_config(args.config, overrides)
     t0 = time.perf_counter()
     try:
-        compiled, setup = compile_for_topology(config, args.topology, args.text_length, args.inputs)
+        compiled, setup = compile_for_topology(
+            config, args.topology, args.text_length, args.inputs, video=args.video
+        )
     except Exception as e:  # XLA refuses programs whose temporaries exceed the chip's HBM
         needed = re.search(r"RESOURCE_EXHAUSTED.*?temporaries \(([\d.]+)G\)", str(e))
         if not needed:
@@ -63,8 +70,9 @@ def run(args, overrides) -> int:
     chips = setup.mesh.devices.size
     print(f"config {config.name} on {args.topology} ({chips} chips, mesh {dict(setup.mesh.shape)})")
     print(f"trainable parameters: {param_count(setup.abstract_state['params']) / 1e6:.1f} M")
+    video = f" with visual-prompt features (B, {config.model.video_dim}, T)" if args.video else ""
     print(
-        f"global batch {config.train.global_batch_size} of {args.inputs}, "
+        f"global batch {config.train.global_batch_size} of {args.inputs}{video}, "
         f"compiled in {seconds:.1f} s"
     )
     print(
@@ -85,8 +93,11 @@ def run(args, overrides) -> int:
     return 0
 
 
-def compile_for_topology(config, topology: str, text_length: int = 32, inputs: str = "waveforms"):
-    """(jax Compiled of the train step, TrainSetup) for `topology`."""
+def compile_for_topology(
+    config, topology: str, text_length: int = 32, inputs: str = "waveforms", video: bool = False
+):
+    """(jax Compiled of the train step, TrainSetup) for `topology`; `video` adds the batch's
+    visual-prompt features (B, model.video_dim, latent frames)."""
     import dataclasses
 
     import jax
@@ -116,6 +127,9 @@ def compile_for_topology(config, topology: str, text_length: int = 32, inputs: s
         batch = {k: jax.ShapeDtypeStruct((b, n), jnp.float32) for k in step_lib.WAVE_KEYS}
         batch["num_samples"] = jax.ShapeDtypeStruct((b,), jnp.int32)
     batch["spans"] = jax.ShapeDtypeStruct((b, 4, 3), jnp.float32)
+    if video:
+        frames = -(-n // setup.codec_info["hop_length"])
+        batch["video"] = jax.ShapeDtypeStruct((b, int(config.model.video_dim), frames), jnp.float32)
     if setup.text_graph is not None:
         batch["text_ids"] = jax.ShapeDtypeStruct((b, text_length), jnp.int32)
         batch["text_mask"] = jax.ShapeDtypeStruct((b, text_length), jnp.bool_)
