@@ -11,7 +11,9 @@ torch / jax, and the largest relative difference between the two outputs.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +23,12 @@ from flax import nnx
 from transformers import DacConfig
 from transformers.models.dac.modeling_dac import DacDecoder, DacEncoder
 
-from bench.common import machine_facts, median_seconds
-from samaudio_jax.checkpoint.codec_keys import export_codec_state
-from samaudio_jax.codec.base import jit_method
-from samaudio_jax.codec.dacvae import DacVaeCodec
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
+
+from bench.common import machine_facts, median_seconds  # noqa: E402
+from samaudio_jax.checkpoint.codec_keys import export_codec_state  # noqa: E402
+from samaudio_jax.codec.base import jit_method  # noqa: E402
+from samaudio_jax.codec.dacvae import DacVaeCodec  # noqa: E402
 
 
 def _fold(sd, key):

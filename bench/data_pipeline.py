@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import TrainStepBench, machine_facts, median_seconds
-from samaudio_jax.cli.config_loader import load_config
-from samaudio_jax.data.pipeline import PipelineConfig, make_dataset
-from samaudio_jax.data.shards import ShardReader
-from samaudio_jax.data.synth import write_synth_corpus
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
+
+from bench.common import TrainStepBench, machine_facts, median_seconds  # noqa: E402
+from samaudio_jax.cli.config_loader import load_config  # noqa: E402
+from samaudio_jax.data.pipeline import PipelineConfig, make_dataset  # noqa: E402
+from samaudio_jax.data.shards import ShardReader  # noqa: E402
+from samaudio_jax.data.synth import write_synth_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE, SEGMENT_SECONDS = 48000, 10.0

@@ -11,21 +11,25 @@ mlx-audio omits align_masked_video, so its gate is 0 here (ours still runs the b
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import jax.numpy as jnp
 import mlx.core as mx
 import numpy as np
 from flax import nnx
 
-from bench.common import machine_facts, median_seconds
-from samaudio_jax.checkpoint.release_io import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
+
+from bench.common import machine_facts, median_seconds  # noqa: E402
+from samaudio_jax.checkpoint.release_io import (  # noqa: E402
     abstract_flow_params,
     build_flow,
     flow_arrays_from_state_dict,
     flow_state_dict,
 )
-from samaudio_jax.config_schema import default_config
-from tests.mlx_reference import mlx_reference
+from samaudio_jax.config_schema import default_config  # noqa: E402
+from tests.mlx_reference import mlx_reference  # noqa: E402
 
 
 def main() -> None:

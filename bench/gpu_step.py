@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bench.common import TrainStepBench, machine_facts, median_seconds
-from samaudio_jax.cli.config_loader import load_config
-from samaudio_jax.model import SAMAudioFlow
-from samaudio_jax.sample.solvers import integrate_fixed, uniform_grid
-from samaudio_jax.train import metrics as metrics_lib
-from samaudio_jax.train import step as step_lib
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
+
+from bench.common import TrainStepBench, machine_facts, median_seconds  # noqa: E402
+from samaudio_jax.cli.config_loader import load_config  # noqa: E402
+from samaudio_jax.model import SAMAudioFlow  # noqa: E402
+from samaudio_jax.sample.solvers import integrate_fixed, uniform_grid  # noqa: E402
+from samaudio_jax.train import metrics as metrics_lib  # noqa: E402
+from samaudio_jax.train import step as step_lib  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FRAMES = 250

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,9 +21,11 @@ import torch
 from flax import nnx
 from transformers import T5Config, T5EncoderModel
 
-from bench.common import machine_facts, median_seconds
-from samaudio_jax.text.t5_config import T5_PRESETS
-from samaudio_jax.text.t5_import import t5_network_from_weights
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
+
+from bench.common import machine_facts, median_seconds  # noqa: E402
+from samaudio_jax.text.t5_config import T5_PRESETS  # noqa: E402
+from samaudio_jax.text.t5_import import t5_network_from_weights  # noqa: E402
 
 
 def main() -> None:

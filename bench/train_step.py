@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.common import TrainStepBench, latent_batch, machine_facts, median_seconds
-from bench.torch_train_ref import TorchFlow, make_step
-from samaudio_jax.cli.config_loader import load_config
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
+
+from bench.common import TrainStepBench, latent_batch, machine_facts, median_seconds  # noqa: E402
+from bench.torch_train_ref import TorchFlow, make_step  # noqa: E402
+from samaudio_jax.cli.config_loader import load_config  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -13,15 +13,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
 
-from bench.common import machine_facts, time_runs
-from samaudio_jax.checkpoint.vision_io import load_vision_part
-from samaudio_jax.vision.features import FrameEncoder
-from samaudio_jax.vision.pe import PEConfig
-from tests.vision_reference import random_visual_state, run_timm, vision_python
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
+
+from bench.common import machine_facts, time_runs  # noqa: E402
+from samaudio_jax.checkpoint.vision_io import load_vision_part  # noqa: E402
+from samaudio_jax.vision.features import FrameEncoder  # noqa: E402
+from samaudio_jax.vision.pe import PEConfig  # noqa: E402
+from tests.vision_reference import random_visual_state, run_timm, vision_python  # noqa: E402
 
 
 def main() -> int:
