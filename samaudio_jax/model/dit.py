@@ -38,6 +38,17 @@ def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
     return x * (1 + scale) + shift
 
 
+def modulation_table(rngs: nnx.Rngs, rows: int, dim: int, param_dtype):
+    """adaLN-single's learned (rows, dim) shift/scale/gate table, N(0, 1/dim) at init."""
+    return L.make_param(
+        rngs,
+        lambda k, s, t: jax.random.normal(k, s, t) / math.sqrt(dim),
+        (rows, dim),
+        (None, "embed"),
+        param_dtype,
+    )
+
+
 class ConvBlock(nnx.Module):
     """GroupNorm(1 group) -> SiLU -> Conv1d(k=3).
 
@@ -118,13 +129,7 @@ class DiTBlock(nnx.Module):
         self.feed_forward = L.SwiGLU(d, hidden, d, dtype=dt, param_dtype=pdt, rngs=rngs)
         self.attention_norm = L.RMSNorm(d, eps=cfg.norm_eps, param_dtype=pdt)
         self.ffn_norm = L.RMSNorm(d, eps=cfg.norm_eps, param_dtype=pdt)
-        self.scale_shift_table = L.make_param(
-            rngs,
-            lambda k, s, t: jax.random.normal(k, s, t) / math.sqrt(d),
-            (6, d),
-            (None, "embed"),
-            pdt,
-        )
+        self.scale_shift_table = modulation_table(rngs, 6, d, pdt)
         self.dropout_rate = float(cfg.dropout)
 
     def __call__(
@@ -195,13 +200,7 @@ class DiT(nnx.Module):
         else:
             self.layers = nnx.List([DiTBlock(cfg, rngs=rngs) for _ in range(self.num_layers)])
         self.norm = L.RMSNorm(d, eps=cfg.norm_eps, param_dtype=pdt)
-        self.final_layer_scale_shift_table = L.make_param(
-            rngs,
-            lambda k, s, t: jax.random.normal(k, s, t) / math.sqrt(d),
-            (2, d),
-            (None, "embed"),
-            pdt,
-        )
+        self.final_layer_scale_shift_table = modulation_table(rngs, 2, d, pdt)
         self.output = L.Dense(d, out_channels, axes=("embed", "latent"), **kw)
 
     def __call__(
