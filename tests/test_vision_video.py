@@ -160,3 +160,15 @@ def test_resize_matches_torchvision_bicubic_on_uint8_frames():
         size = int(name.split("_")[1])
         ours = np.round((np.asarray(V.preprocess_frames(src, size)) + 1.0) * 127.5)
         assert np.max(np.abs(ours - reference[name].astype(np.float64))) <= 1.0, name
+
+
+def test_write_video_is_lossless_atomic_and_checks_its_frames(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (5, 12, 20, 3), dtype=np.uint8)
+    path = tmp_path / "sub" / "clip.mkv"
+    V.write_video(path, frames, 12.5)
+    back = V.read_video(path)
+    np.testing.assert_array_equal(back.frames, frames)
+    np.testing.assert_allclose(np.diff(back.timestamps), 1 / 12.5, atol=1e-3)
+    with pytest.raises(ValueError, match=r"clip2.mkv: frames must be uint8 \(N, H, W, 3\)"):
+        V.write_video(tmp_path / "sub" / "clip2.mkv", frames.astype(np.float32), 10)
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["clip.mkv"]  # no temp left

@@ -30,17 +30,9 @@ SMALL_PE = PEConfig(
 
 def write_test_video(path, frames: np.ndarray, fps: int) -> None:
     """Writes uint8 (N, H, W, 3) frames losslessly (FFV1 in Matroska): decoded == written."""
-    import av
+    from samaudio_jax.vision.video import write_video
 
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "bgr0"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_video(path, frames, fps)
 
 
 def vision_python() -> str | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from samaudio_jax.data.shards import ShardWriter, WriteSummary
+from samaudio_jax.vision.video import write_video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,26 +84,6 @@ def synth_video_frames(
     active = (times >= span[0]) & (times < span[1])
     frames[active, lo:hi, lo:hi] = CLASS_COLOURS[name]
     return frames
-
-
-def write_video_file(path: Path, frames: np.ndarray, fps: float) -> None:
-    """Lossless FFV1 in Matroska (decoded frames equal these), written as <name>.tmp + rename."""
-    import fractions
-
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with av.open(str(tmp), "w", format="matroska") as out:
-        stream = out.add_stream("ffv1", rate=fractions.Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "bgr0"
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    tmp.replace(path)
 
 
 def _fade(n: int, rate: int, seconds: float = 0.01) -> np.ndarray:
@@ -204,7 +185,7 @@ def write_synth_corpus(
                     if video is not None:
                         frames = synth_video_frames(name, span, clip_seconds, video)
                         path = Path(out_dir) / "videos" / split / f"{name}-{i:05d}.mkv"
-                        write_video_file(path, frames, video.fps)
+                        write_video(path, frames, video.fps)
                         if video_encoder is not None:
                             feats = _features(
                                 video_encoder, path, len(audio), hop_length, sample_rate

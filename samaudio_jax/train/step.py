@@ -71,11 +71,8 @@ def conditioning_drops(example_keys, train_cfg) -> jax.Array:
     """(B, 3) bool: per example, whether text / video / spans are dropped this step (the
     flags the loss uses for the same example keys)."""
 
-    def one(key):
-        k_drop = jax.random.split(key, 3)[2]
-        return objective.dropout_mask(k_drop, 3, float(train_cfg.cond_dropout))
-
-    return jax.vmap(one)(example_keys)
+    # The loss's own draw (time and noise are dead code here and compiled away).
+    return jax.vmap(lambda key: _example_randomness(key, 1, 1, train_cfg)[2])(example_keys)
 
 
 def network_video(video, example_keys, train_cfg) -> jax.Array:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 import warnings
 
 import jax
@@ -57,6 +58,35 @@ def _as_rgb(frames: np.ndarray, source: str) -> np.ndarray:
     if len(frames) == 0:
         raise ValueError(f"{source}: holds no frames")
     return frames
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:
+    """Writes uint8 (N, H, W, 3) RGB frames losslessly (FFV1 in Matroska, so read_video gives
+    back exactly these frames), atomically (temp name + rename)."""
+    import fractions
+
+    import av
+
+    from samaudio_jax.io_atomic import atomic_write
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"{path}: frames must be uint8 (N, H, W, 3), got {frames.dtype} "
+                         f"{frames.shape}")  # fmt: skip
+
+    def write(tmp: str) -> None:
+        with av.open(tmp, "w", format="matroska") as out:
+            stream = out.add_stream("ffv1", rate=fractions.Fraction(fps).limit_denominator(1000))
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "bgr0"
+            for f in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, write, suffix=".mkv")
 
 
 def read_video(path: str | os.PathLike) -> Video:
