@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from samaudio_jax.data.shards import ShardWriter, WriteSummary
-from samaudio_jax.vision.video import write_video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +161,8 @@ def write_synth_corpus(
             raise ValueError(f"unknown sound class {name!r}; known: {sorted(SOUND_CLASSES)}")
     if video_encoder is not None and (video is None or not hop_length):
         raise ValueError("synth: a video_encoder needs `video` and `hop_length`")
+    if video is not None:  # imports jax; an audio-only corpus does not need it
+        from samaudio_jax.vision.video import write_video
     counts = {"train": train_per_class, "test": test_per_class}
     summaries = {}
     for split, split_id in SPLITS.items():

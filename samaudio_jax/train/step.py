@@ -78,7 +78,10 @@ def conditioning_drops(example_keys, train_cfg) -> jax.Array:
 def network_video(video, example_keys, train_cfg) -> jax.Array:
     """The (B, Dv, T) video features the flow network gets: batch["video"] with the dropped
     examples' rows zeroed (visual-prompt dropout, train.cond_dropout; zeros = no video)."""
-    drops = conditioning_drops(example_keys, train_cfg)
+    return _dropped_video(video, conditioning_drops(example_keys, train_cfg))
+
+
+def _dropped_video(video, drops) -> jax.Array:
     return objective.drop_video(video.astype(jnp.float32), drops[:, 1])
 
 
@@ -152,7 +155,7 @@ def make_loss_fn(setup: TrainSetup):
                     f"batch video: expected (B, model.video_dim={model_cfg.video_dim}, "
                     f"{frames} latent frames), got {mb['video'].shape}"
                 )
-            video = network_video(mb["video"], example_keys, train_cfg)
+            video = _dropped_video(mb["video"], drops)
 
         anchor_ids = anchor_alignment = None
         if "spans" in mb:
