@@ -214,7 +214,9 @@ class ShardWriter:
         leftover = re.compile(
             r"shard-\d{5}" + re.escape(SHARD_SUFFIX) + r"(\.tmp)?|index\.json\.tmp"
         )
-        for old in self.out_dir.iterdir():
+        # A bucket "directory" exists only once an object is in it; listing it before fails.
+        existing = self.out_dir.iterdir() if self.out_dir.exists() else ()
+        for old in existing:
             if leftover.fullmatch(old.name):
                 old.unlink()
         self._records: list[dict] = []

@@ -92,7 +92,8 @@ def staged_dataset(
             log(f"note: {old} was left by an interrupted run; delete it when not needed")
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
     new = out.parent / f"{out.name}.new-{token}"
-    new.mkdir(parents=True, exist_ok=False)
+    if not is_url(new):  # a bucket has no directories to make
+        new.mkdir(parents=True, exist_ok=False)
     try:
         yield new
     except BaseException:
