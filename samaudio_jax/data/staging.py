@@ -56,8 +56,9 @@ def _move_dataset(src: Path, dst: Path) -> None:
     data = [n for n in names if n != INDEX_NAME]
     for name in data:
         (src / name).copy(dst / name)
-    if INDEX_NAME in names:
-        (src / INDEX_NAME).rename(dst / INDEX_NAME)
+    if INDEX_NAME in names:  # copy + delete: what a bucket's rename is anyway
+        (src / INDEX_NAME).copy(dst / INDEX_NAME)
+        (src / INDEX_NAME).unlink()
     for name in data:
         (src / name).unlink()
 
