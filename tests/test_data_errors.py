@@ -92,8 +92,9 @@ def test_strict_mode_raises_naming_the_file_and_leaves_no_index(tmp_path, bad_fi
             min_input_rate=8000,
         )
     assert str(tmp_path / name) in str(err.value) and reason in str(err.value)
-    assert not (tmp_path / "out" / "index.json").exists()
-    with pytest.raises(ShardError, match="did not complete"):
+    # Nothing at --out, and the staging directory beside it is gone.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == []
+    with pytest.raises(ShardError, match="no such shard directory"):
         ShardReader(tmp_path / "out")
 
 
@@ -152,17 +153,20 @@ def pause(n):
         time.sleep(60)
 
 write_shards(read_manifest(sys.argv[1]), sys.argv[2], 8000, max_shard_bytes=4000,
-             on_record=pause)
+             on_record=pause, overwrite=True)
 """
 
 
 def test_killed_writer_leaves_nothing_that_reads_as_complete(tmp_path):
+    """SIGKILL mid-write of an --overwrite run: the old dataset is intact, the half-written
+    new one (beside it) has no index.json, and a later run replaces the old one."""
     rows = []
     for i in range(8):
         sf.write(tmp_path / f"{i}.wav", np.full(800, 0.1), RATE, subtype="FLOAT")
         rows.append({"path": f"{i}.wav", "description": f"clip {i}"})
     manifest = _manifest(tmp_path, rows)
     out = tmp_path / "out"
+    write_shards(read_manifest(manifest)[:3], out, RATE)  # the old dataset
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(manifest), str(out)],
         stdout=subprocess.PIPE,
@@ -176,12 +180,22 @@ def test_killed_writer_leaves_nothing_that_reads_as_complete(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    names = sorted(p.name for p in out.iterdir())
+    old = ShardReader(out)
+    assert len(old) == 3 and [old[i]["id"] for i in range(3)] == [
+        r.id for r in read_manifest(manifest)[:3]
+    ]
+    (staging,) = [p for p in tmp_path.iterdir() if p.name.startswith("out.new-")]
+    names = sorted(p.name for p in staging.iterdir())
     assert "index.json" not in names
     assert any(n.endswith(".array_record.tmp") for n in names)  # the shard being written
     with pytest.raises(ShardError, match="no index.json"):
-        ShardReader(out)
-    # A fresh run over the same directory clears the leftovers and completes.
-    summary = write_shards(read_manifest(manifest), out, RATE, max_shard_bytes=4000)
+        ShardReader(staging)
+    # A fresh run replaces the old dataset; it names the interrupted run's leftover.
+    notes = []
+    summary = write_shards(
+        read_manifest(manifest), out, RATE, max_shard_bytes=4000, overwrite=True, log=notes.append
+    )
     assert summary.written == 8 and len(ShardReader(out)) == 8
+    assert any(str(staging) in n and "interrupted" in n for n in notes)
     assert not list(out.glob("*.tmp"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("out.old-")]

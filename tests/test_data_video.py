@@ -371,11 +371,17 @@ def test_bad_video_or_feature_files_are_errors_naming_row_field_and_file(tmp_pat
         assert f"manifest {manifest} line 1" in msg and field in msg and reason in msg, msg
         assert not (tmp_path / "out" / "index.json").exists()
     # Not strict: the example is skipped and reported; the CLI names the config switch.
-    _manifest(manifest, [{"path": "a.wav", "description": "a", "video": "broken.mkv"}])
+    bad = {"path": "a.wav", "description": "a", "video": "broken.mkv"}
+    _manifest(manifest, [bad, {"path": "a.wav", "description": "b"}])
     assert _run_make_shards(manifest, tmp_path / "o2", TINY_VISION, strict=False) == 0
     err = capsys.readouterr().err
     assert "skipped manifest" in err and "broken.mkv" in err
-    assert len(ShardReader(tmp_path / "o2")) == 0
+    assert len(ShardReader(tmp_path / "o2")) == 1
+    # Every row bad: an error, and no dataset (an empty one would read as complete).
+    _manifest(manifest, [bad])
+    assert _run_make_shards(manifest, tmp_path / "o4", TINY_VISION, strict=False) == 1
+    assert "no record could be written" in capsys.readouterr().err
+    assert not (tmp_path / "o4").exists()
     assert _run_make_shards(manifest, tmp_path / "o3", []) == 1
     assert "config.vision.enabled is false" in capsys.readouterr().err
 

@@ -7,6 +7,13 @@ Visual prompts: manifest rows with `video_features` (.npy, (T, Dv)) store those 
 rows with `video` (and optional `mask`) need --config.vision.enabled=true and run the
 PE-Core tower (weights from config.vision.checkpoint; random, with a warning, when empty)
 over the masked frames at the latent rate (one per codec hop: T = ceil(samples / hop)).
+
+--out (and the manifest and the files it names) may be a URL (gs://...). The new dataset
+is written beside --out (`OUT.new-<id>`) and replaces it only once complete; with
+--overwrite the old one is deleted after that. Without --strict a bad row (a malformed
+manifest row, an unreadable file, a record the writer rejects) is skipped and counted in
+the summary line; a manifest with no usable row is an error (exit 1) and --out is left as
+it was.
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ import sys
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.data.manifest import ManifestError, read_manifest
-from samaudio_jax.data.shards import AudioDecodeError, ShardError, write_shards
+from samaudio_jax.data.shards import AudioDecodeError, ShardError, WriteSummary, write_shards
 from samaudio_jax.data.video_features import (
     VideoInputError,
     latent_hop_samples,
     shard_frame_encoder,
 )
+from samaudio_jax.paths import StorageBackendError
 
 
 def add_arguments(parser) -> None:
@@ -37,8 +45,17 @@ def run(args, overrides) -> int:
     if not args.config:
         apply_overrides(config, overrides)
     data = config.data
+    summary = WriteSummary()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    def bad_row(error: ManifestError) -> None:
+        log(f"skipped {error}")
+        summary.skip(str(error))
+
     try:
-        entries = read_manifest(args.manifest)
+        entries = read_manifest(args.manifest, on_error=None if args.strict else bad_row)
         hop = encoder = None
         if any(e.has_video for e in entries):
             hop = latent_hop_samples(config)
@@ -59,11 +76,21 @@ def run(args, overrides) -> int:
             strict=args.strict,
             min_input_rate=data.min_input_rate,
             overwrite=args.overwrite,
-            log=lambda msg: print(msg, file=sys.stderr),
+            log=log,
             video_hop_length=hop,
             video_encoder=encoder,
+            summary=summary,
+            source=f"manifest {args.manifest}",
         )
-    except (ManifestError, AudioDecodeError, ShardError, VideoInputError, ValueError) as e:
+    except (
+        ManifestError,
+        AudioDecodeError,
+        ShardError,
+        VideoInputError,
+        ValueError,
+        StorageBackendError,
+        OSError,
+    ) as e:
         print(f"make-shards: error: {e}", file=sys.stderr)
         return 1
     print(f"make-shards: {summary} -> {args.out}")

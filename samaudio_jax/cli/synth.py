@@ -3,6 +3,9 @@
 Classes, clip length and counts come from config.data.synth, the rate from
 config.data.sample_rate (the tiny config: 8 kHz).
 
+--out may be a URL (gs://...). Each split replaces an earlier one only once complete
+(--overwrite); an existing split without --overwrite is a one-line error.
+
 --video (or --config.data.synth.video=true) also writes DIR/videos/<split>/*.mkv, small
 videos in which a square of the class's colour is visible while the event sounds; with
 --config.vision.enabled=true their PE-Core features (one per latent frame) go into the
@@ -12,9 +15,12 @@ warning when empty).
 
 from __future__ import annotations
 
+import sys
+
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.data.synth import SynthVideo, write_synth_corpus
+from samaudio_jax.paths import StorageBackendError
 
 
 def add_arguments(parser) -> None:
@@ -29,7 +35,7 @@ def run(args, overrides) -> int:
     config = load_config(args.config, overrides) if args.config else default_config()
     if not args.config:
         apply_overrides(config, overrides)
-    data, synth = config.data, config.data.synth
+    synth = config.data.synth
     video = encoder = hop = None
     if args.video or synth.video:
         video = SynthVideo(size=int(synth.video_size), fps=float(synth.video_fps))
@@ -40,7 +46,19 @@ def run(args, overrides) -> int:
             encoder = shard_frame_encoder(config)
         else:
             print("synth: videos only; --config.vision.enabled=true also stores their features")
-    summaries = write_synth_corpus(
+    try:
+        summaries = _write(args, config, synth, video, encoder, hop)
+    except (ValueError, OSError, StorageBackendError) as e:
+        print(f"synth: error: {e}", file=sys.stderr)
+        return 1
+    for split, summary in summaries.items():
+        print(f"synth {split}: {summary} -> {args.out}/{split}")
+    return 0
+
+
+def _write(args, config, synth, video, encoder, hop):
+    data = config.data
+    return write_synth_corpus(
         args.out,
         seed=args.seed,
         classes=tuple(synth.classes),
@@ -54,6 +72,3 @@ def run(args, overrides) -> int:
         video_encoder=encoder,
         hop_length=hop,
     )
-    for split, summary in summaries.items():
-        print(f"synth {split}: {summary} -> {args.out}/{split}")
-    return 0

@@ -19,15 +19,22 @@ Fields (one row per file):
   features (T, Dv) already computed, e.g. by `samaudio-jax video-features`, with
   T = ceil(num_samples / hop) at the data sample rate.
 Relative paths of every file field resolve against the manifest's directory.
+
+A manifest, and the files its rows name, may be local or behind a URL (gs://...; through
+paths.as_path): a relative path in a manifest at gs://b/m.jsonl names gs://b/<path>; an
+absolute local path or a URL is taken as it is.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
-from pathlib import Path
+from collections.abc import Callable
+
+from samaudio_jax.paths import Path, as_path, is_url
 
 CATEGORIES = ("unknown", "speech", "music", "instrument", "sfx", "noise")
 CATEGORY_IDS = {name: i for i, name in enumerate(CATEGORIES)}
@@ -83,7 +90,7 @@ def _parse_spans(value, where: str) -> tuple[tuple[float, float], ...]:
 
 def _resolve(value, base_dir: Path | None) -> str:
     path = str(value).strip()
-    if path and base_dir is not None and not Path(path).is_absolute():
+    if path and base_dir is not None and not (is_url(path) or path.startswith("/")):
         path = str(base_dir / path)
     return path
 
@@ -145,15 +152,30 @@ def entry_from_row(row: dict, where: str, base_dir: Path | None = None) -> Manif
     )
 
 
-def read_manifest(path: str | Path) -> list[ManifestEntry]:
-    """Reads a .jsonl/.json-lines or .csv manifest; raises ManifestError naming the row."""
-    path = Path(path)
+def read_manifest(
+    path: str | Path, on_error: Callable[[ManifestError], None] | None = None
+) -> list[ManifestEntry]:
+    """Reads a .jsonl/.json-lines or .csv manifest; raises ManifestError naming the row, or,
+    with `on_error`, calls it with each bad row's error and leaves that row out (errors of
+    the whole file, e.g. a missing file or CSV header, still raise)."""
+    path = as_path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path}: no such file")
     base = path.parent
     entries = []
+
+    def add(row: dict, where: str) -> None:
+        try:
+            entries.append(entry_from_row(row, where, base))
+        except ManifestError as e:
+            if on_error is None:
+                raise
+            on_error(e)
+
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        # csv wants the text undecoded of newlines (newline=""); epath's open takes no such
+        # argument, so the bytes are decoded here.
+        with io.StringIO(path.read_bytes().decode("utf-8"), newline="") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None:
                 raise ManifestError(f"manifest {path}: empty CSV (no header)")
@@ -161,9 +183,9 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
             if missing:
                 raise ManifestError(f"manifest {path}: CSV header lacks field(s) {missing}")
             for line, row in enumerate(reader, start=2):
-                entries.append(entry_from_row(row, f"manifest {path} line {line}", base))
+                add(row, f"manifest {path} line {line}")
     else:
-        with open(path, encoding="utf-8") as f:
+        with path.open("r", encoding="utf-8") as f:
             for line, text in enumerate(f, start=1):
                 if not text.strip():
                     continue
@@ -171,10 +193,15 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
                 try:
                     row = json.loads(text)
                 except json.JSONDecodeError as e:
-                    raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise ManifestError(
+                    row = ManifestError(f"{where}: not valid JSON ({e.msg})")
+                if not isinstance(row, dict | ManifestError):
+                    row = ManifestError(
                         f"{where}: expected a JSON object, got {type(row).__name__}"
                     )
-                entries.append(entry_from_row(row, where, base))
+                if isinstance(row, ManifestError):
+                    if on_error is None:
+                        raise row
+                    on_error(row)
+                    continue
+                add(row, where)
     return entries

@@ -16,6 +16,8 @@ mixed with 1..k other sources (members of its source group when it has one, time
 otherwise random records of other groups, and with data.distinct_descriptions, of other
 descriptions, so the text prompt stays unambiguous) at SNRs drawn from the configured range.
 Randomness comes from (seed, position in the stream), so it does not depend on workers.
+data.dir may be a URL (gs://...): index.json is read through paths.as_path and the shards
+by array_record's own GCS reader (data.shards).
 
 With data.worker_count > 0, batches come from grain mp_prefetch worker processes, started
 by spawn: the calling program needs an `if __name__ == "__main__":` guard.
@@ -50,7 +52,6 @@ import json
 import math
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import grain
 import numpy as np
@@ -58,6 +59,7 @@ import numpy as np
 from samaudio_jax.data.manifest import CATEGORY_IDS
 from samaudio_jax.data.mixing import activity_spans, mix_sources, shift_spans, span_prompt
 from samaudio_jax.data.shards import INDEX_NAME, ShardReader
+from samaudio_jax.paths import Path, as_path, is_url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,7 +350,7 @@ def open_split(data, split: str = "train"):
         from samaudio_jax.data.tfds_builder import load_tfds_source
 
         return load_tfds_source(data.dir, split, data.tfds_name)
-    root = Path(data.dir)
+    root = as_path(data.dir)  # a gs:// data.dir stays a URL
     if (root / split / INDEX_NAME).is_file():
         return ShardReader(root / split)
     if (root / INDEX_NAME).is_file():
@@ -389,16 +391,21 @@ def process_shard() -> tuple[int, int]:
 
 
 def save_iterator_state(iterator, path: str | Path) -> None:
-    """Writes iterator.get_state() as JSON, atomically (temp name + rename). For Orbax, use
-    grain.checkpoint.CheckpointSave(iterator) / CheckpointRestore(iterator) instead."""
-    path = Path(path)
+    """Writes iterator.get_state() as JSON, atomically (temp name + rename; a URL in one
+    upload). For Orbax, use grain.checkpoint.CheckpointSave(iterator) /
+    CheckpointRestore(iterator) instead."""
+    path = as_path(path)
+    text = json.dumps(iterator.get_state())
+    if is_url(path):
+        path.write_text(text, encoding="utf-8")
+        return
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(iterator.get_state()), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
 def restore_iterator_state(iterator, path: str | Path) -> None:
-    path = Path(path)
+    path = as_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved iterator state")
     iterator.set_state(json.loads(path.read_text(encoding="utf-8")))

@@ -18,21 +18,29 @@ and each record entry "video_frames" (0 = no video). The reader reads both.
 A directory is complete only when it holds index.json, written last by atomic rename; each
 shard is written as `<name>.tmp` and renamed when closed. The reader refuses a directory
 without index.json and ignores files the index does not list.
+
+URLs (paths.as_path): a shard for a URL directory is written into memory (a memfd; nothing
+on local disk) and uploaded in one piece when closed, as is index.json, last: an object
+upload is atomic, so the same rule holds. Reading: array_record's reader opens gs:// itself
+(ranged reads through its own GCS client: Application Default Credentials, or the emulator
+at CLOUD_STORAGE_EMULATOR_ENDPOINT); other URL schemes are refused by name. Audio files
+named by URL are read into memory and decoded from there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
 import struct
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import numpy as np
 
 from samaudio_jax.data.manifest import ManifestEntry
+from samaudio_jax.paths import Path, as_path, is_url, url_scheme
 
 INDEX_NAME = "index.json"
 FORMAT = "samaudio-shards-v1"  # audio only
@@ -61,14 +69,24 @@ def decode_audio(
     import soundfile as sf
     import soxr
 
-    if not os.path.exists(path):
+    source = path
+    if is_url(path):  # read into memory: soundfile decodes from a file object
+        url = as_path(path)
+        if not url.exists():
+            raise AudioDecodeError(f"{path}: no such file")
+        if url.is_dir():
+            raise AudioDecodeError(f"{path}: is a directory, not an audio file")
+        source = io.BytesIO(url.read_bytes())
+        if not source.getbuffer().nbytes:
+            raise AudioDecodeError(f"{path}: zero-length file")
+    elif not os.path.exists(path):
         raise AudioDecodeError(f"{path}: no such file")
-    if os.path.isdir(path):
+    elif os.path.isdir(path):
         raise AudioDecodeError(f"{path}: is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
+    elif os.path.getsize(path) == 0:
         raise AudioDecodeError(f"{path}: zero-length file")
     try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...
         raise AudioDecodeError(f"{path}: cannot decode as audio ({e})") from e
     if declared_rate is not None and declared_rate != rate:
@@ -132,6 +150,9 @@ def decode_record(data: bytes) -> dict:
 
 
 def _write_json_atomic(path: Path, obj) -> None:
+    if is_url(path):  # one upload: the object appears whole or not at all
+        path.write_text(json.dumps(obj), encoding="utf-8")
+        return
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f)
@@ -146,9 +167,17 @@ class WriteSummary:
     skipped: int = 0
     skipped_paths: list[str] = dataclasses.field(default_factory=list)
     shards: int = 0
+    first_skip: str = ""  # the first skipped row's message
+
+    def skip(self, message: str, path: str = "") -> None:
+        self.skipped += 1
+        self.skipped_paths.append(path)
+        if not self.first_skip:
+            self.first_skip = message
 
     def __str__(self) -> str:
-        return f"wrote {self.written} examples in {self.shards} shard(s), skipped {self.skipped}"
+        text = f"wrote {self.written} examples in {self.shards} shard(s), skipped {self.skipped}"
+        return text + (f" (first: {self.first_skip})" if self.skipped else "")
 
 
 class ShardWriter:
@@ -168,7 +197,8 @@ class ShardWriter:
         overwrite: bool = False,
         video_hop_length: int | None = None,
     ):
-        self.out_dir = Path(out_dir)
+        self.out_dir = as_path(out_dir)
+        self._in_memory = is_url(self.out_dir)
         self.sample_rate = int(sample_rate)
         self.max_shard_bytes = int(max_shard_bytes)
         self.video_hop_length = None if video_hop_length is None else int(video_hop_length)
@@ -184,12 +214,15 @@ class ShardWriter:
         leftover = re.compile(
             r"shard-\d{5}" + re.escape(SHARD_SUFFIX) + r"(\.tmp)?|index\.json\.tmp"
         )
-        for old in self.out_dir.iterdir():
+        # A bucket "directory" exists only once an object is in it; listing it before fails.
+        existing = self.out_dir.iterdir() if self.out_dir.exists() else ()
+        for old in existing:
             if leftover.fullmatch(old.name):
                 old.unlink()
         self._records: list[dict] = []
         self._shards: list[dict] = []
         self._writer = None
+        self._memfd: int | None = None
         self._shard_bytes = 0
         self._shard_count = 0
 
@@ -197,8 +230,13 @@ class ShardWriter:
         from array_record.python.array_record_module import ArrayRecordWriter
 
         name = f"shard-{len(self._shards):05d}{SHARD_SUFFIX}"
-        self._tmp_path = self.out_dir / (name + ".tmp")
-        self._writer = ArrayRecordWriter(str(self._tmp_path), "group_size:1")
+        if self._in_memory:  # array_record writes only to a file name: give it a memfd's
+            self._memfd = os.memfd_create(name)
+            target = f"/proc/self/fd/{self._memfd}"
+        else:
+            self._tmp_path = self.out_dir / (name + ".tmp")
+            target = os.fspath(self._tmp_path)
+        self._writer = ArrayRecordWriter(target, "group_size:1")
         self._shards.append({"file": name, "num_records": 0, "bytes": 0})
         self._shard_bytes = 0
 
@@ -207,7 +245,19 @@ class ShardWriter:
             return
         self._writer.close()
         self._writer = None
-        os.replace(self._tmp_path, self.out_dir / self._shards[-1]["file"])
+        final = self.out_dir / self._shards[-1]["file"]
+        if not self._in_memory:
+            os.replace(self._tmp_path, final)
+            return
+        try:
+            final.write_bytes(_read_fd(self._memfd))
+        finally:
+            self._drop_memfd()
+
+    def _drop_memfd(self) -> None:
+        if self._memfd is not None:
+            os.close(self._memfd)
+            self._memfd = None
 
     def _check_video(self, meta: dict, audio: np.ndarray, video: np.ndarray) -> np.ndarray:
         where = f"{self.out_dir}: record {meta.get('id', '')!r}"
@@ -220,19 +270,35 @@ class ShardWriter:
                 f"{where}: video features have {video.shape[0]} frames, expected {frames} = "
                 f"ceil({audio.shape[0]} samples / hop {self.video_hop_length})"
             )
-        if self.video_dim is None:
-            self.video_dim = int(video.shape[1])
-        elif video.shape[1] != self.video_dim:
+        if self.video_dim is not None and video.shape[1] != self.video_dim:
             raise ValueError(
                 f"{where}: video features are {video.shape[1]} wide, earlier records "
                 f"{self.video_dim}; one dataset has one feature width"
             )
         return video
 
-    def add(self, meta: dict, audio: np.ndarray, video: np.ndarray | None = None) -> None:
+    def encode(
+        self, meta: dict, audio: np.ndarray, video: np.ndarray | None = None
+    ) -> tuple[bytes, dict]:
+        """Checks and encodes one record without writing anything: (record bytes, index
+        entry). An error here concerns this record only; the writer's state is unchanged."""
         if video is not None:
             video = self._check_video(meta, audio, video)
         data = encode_record(meta, audio, video)
+        entry = {
+            "id": meta.get("id", ""),
+            "description": meta.get("description", ""),
+            "category": meta.get("category", "unknown"),
+            "group": meta.get("group", ""),
+            "num_samples": int(audio.shape[0]),
+            **({} if video is None else {"video_frames": int(video.shape[0])}),
+        }
+        if video is not None:  # taken out by write_encoded: the dataset's width, once written
+            entry["_video_dim"] = int(video.shape[1])
+        return data, entry
+
+    def write_encoded(self, data: bytes, entry: dict) -> None:
+        """Writes a record from `encode`."""
         if self._writer is not None and self._shard_bytes + len(data) > self.max_shard_bytes:
             self._close_shard()
         if self._writer is None:
@@ -242,17 +308,14 @@ class ShardWriter:
         shard = self._shards[-1]
         shard["num_records"] += 1
         shard["bytes"] = self._shard_bytes
-        self._records.append(
-            {
-                "id": meta.get("id", ""),
-                "description": meta.get("description", ""),
-                "category": meta.get("category", "unknown"),
-                "group": meta.get("group", ""),
-                "num_samples": int(audio.shape[0]),
-                "shard": len(self._shards) - 1,
-                **({} if video is None else {"video_frames": int(video.shape[0])}),
-            }
-        )
+        entry = dict(entry)
+        video_dim = entry.pop("_video_dim", None)
+        if video_dim is not None and self.video_dim is None:
+            self.video_dim = video_dim
+        self._records.append({**entry, "shard": len(self._shards) - 1})
+
+    def add(self, meta: dict, audio: np.ndarray, video: np.ndarray | None = None) -> None:
+        self.write_encoded(*self.encode(meta, audio, video))
 
     def finish(self, extra: dict | None = None) -> None:
         self._close_shard()
@@ -284,7 +347,21 @@ class ShardWriter:
             self.finish()
         elif self._writer is not None:
             self._writer.close()
+            self._drop_memfd()
         return False
+
+
+def _read_fd(fd: int) -> bytes:
+    """The whole content of file descriptor `fd` (a closed shard's memfd)."""
+    size = os.fstat(fd).st_size
+    parts, offset = [], 0
+    while offset < size:  # pread returns at most ~2 GiB per call
+        part = os.pread(fd, min(size - offset, 1 << 30), offset)
+        if not part:
+            break
+        parts.append(part)
+        offset += len(part)
+    return b"".join(parts)
 
 
 def entry_meta(entry: ManifestEntry) -> dict:
@@ -309,42 +386,62 @@ def write_shards(
     on_record: Callable[[int], None] | None = None,
     video_hop_length: int | None = None,
     video_encoder=None,
+    summary: WriteSummary | None = None,
+    source: str = "",
 ) -> WriteSummary:
-    """Decodes each entry's file and writes it; undecodable files are skipped and logged by
-    path, or raise AudioDecodeError when `strict`. `on_record(n)` runs after each write.
+    """Decodes each entry's file and writes it into a new dataset beside `out_dir`, which
+    replaces `out_dir` only once complete (data.staging). `on_record(n)` runs after each write.
+
+    Not `strict`: a row that fails (unreadable audio, bad video or features, a record the
+    writer rejects) is logged, skipped and counted in the summary (pass `summary` to continue
+    counts begun elsewhere, e.g. bad manifest rows). `strict`: the first failure raises.
+    No record written at all raises ShardError naming `source` and the first failure;
+    `out_dir` is then left as it was.
 
     Entries with video_features (.npy) or video (run through `video_encoder`, a
     vision.features.FrameEncoder, at one frame per `video_hop_length` samples) also store
-    (T, Dv) features; a bad video or feature file is skipped like a bad audio file (or
-    raises VideoInputError when `strict`)."""
-    from samaudio_jax.data.video_features import VideoInputError, entry_video_features
+    (T, Dv) features."""
+    from samaudio_jax.data.staging import staged_dataset
+    from samaudio_jax.data.video_features import entry_video_features
 
-    summary = WriteSummary()
-    with ShardWriter(out_dir, sample_rate, max_shard_bytes, overwrite, video_hop_length) as writer:
-        for entry in entries:
-            try:
-                audio = decode_audio(entry.path, sample_rate, entry.sample_rate, min_input_rate)
-                video = None
-                if entry.has_video:
-                    if video_hop_length is None:
-                        raise ShardError(
-                            f"{entry.where or entry.id}: has video but no video_hop_length"
+    summary = summary if summary is not None else WriteSummary()
+    with staged_dataset(out_dir, overwrite, log) as new_dir:
+        with ShardWriter(new_dir, sample_rate, max_shard_bytes, False, video_hop_length) as writer:
+            for entry in entries:
+                try:
+                    audio = decode_audio(entry.path, sample_rate, entry.sample_rate, min_input_rate)
+                    video = None
+                    if entry.has_video:
+                        if video_hop_length is None:
+                            raise ShardError(
+                                f"{entry.where or entry.id}: has video but no video_hop_length"
+                            )
+                        video = entry_video_features(
+                            entry, len(audio), video_hop_length, sample_rate, video_encoder
                         )
-                    video = entry_video_features(
-                        entry, len(audio), video_hop_length, sample_rate, video_encoder
-                    )
-            except (AudioDecodeError, VideoInputError) as e:
-                if strict:
-                    raise
-                log(f"skipped {e}")
-                summary.skipped += 1
-                summary.skipped_paths.append(entry.path)
-                continue
-            writer.add(entry_meta(entry), audio, video)
-            summary.written += 1
-            if on_record is not None:
-                on_record(summary.written)
-    summary.shards = len(writer._shards)
+                    record = writer.encode(entry_meta(entry), audio, video)
+                except Exception as e:  # non-strict: any failure of this row is a skip
+                    if strict:
+                        raise
+                    message = str(e)
+                    if entry.path not in message and not (entry.where and entry.where in message):
+                        message = f"{entry.where or entry.path}: {message}"
+                    log(f"skipped {message}")
+                    summary.skip(message, entry.path)
+                    continue
+                # Outside the try: a failure to store a good record is not the row's fault.
+                writer.write_encoded(*record)
+                summary.written += 1
+                if on_record is not None:
+                    on_record(summary.written)
+            if summary.written == 0:
+                where = source or os.fspath(out_dir)
+                first = f" (first: {summary.first_skip})" if summary.first_skip else ""
+                raise ShardError(
+                    f"{where}: no record could be written, {summary.skipped} skipped{first}; "
+                    f"{os.fspath(out_dir)} was left as it was"
+                )
+        summary.shards = len(writer._shards)
     return summary
 
 
@@ -357,27 +454,35 @@ class ShardReader:
     """
 
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
+        self.directory = as_path(directory)
+        scheme = url_scheme(self.directory)
+        if scheme not in (None, "gs"):
+            raise ShardError(
+                f"{self.directory}: array_record reads shards from local disk or gs:// only, "
+                f"not {scheme}://; copy the dataset to one of those"
+            )
         index_path = self.directory / INDEX_NAME
         if not self.directory.is_dir():
             raise ShardError(f"{self.directory}: no such shard directory")
-        if not index_path.is_file():
+        # One listing instead of a request per file: on a bucket each check is a round trip.
+        present = {p.name for p in self.directory.iterdir()}
+        if INDEX_NAME not in present:
             raise ShardError(
                 f"{self.directory}: no {INDEX_NAME}; the shard write did not complete "
                 "(leftover files are ignored)"
             )
-        with open(index_path, encoding="utf-8") as f:
-            self.index = json.load(f)
+        self.index = json.loads(index_path.read_text(encoding="utf-8"))
         if self.index.get("format") not in FORMATS:
             raise ShardError(
                 f"{index_path}: format {self.index.get('format')!r}, want one of {list(FORMATS)}"
             )
         self.paths = []
         for shard in self.index["shards"]:
-            path = self.directory / shard["file"]
-            if not path.is_file():
-                raise ShardError(f"{path}: listed in {INDEX_NAME} but missing")
-            self.paths.append(str(path))
+            if shard["file"] not in present:
+                raise ShardError(
+                    f"{self.directory / shard['file']}: listed in {INDEX_NAME} but missing"
+                )
+            self.paths.append(os.fspath(self.directory / shard["file"]))
         self.sample_rate = int(self.index["sample_rate"])
         self.records = self.index["records"]
         video = self.index.get("video") or {}
@@ -389,7 +494,17 @@ class ShardReader:
         if self._source is None:
             import grain
 
-            self._source = grain.sources.ArrayRecordDataSource(self.paths)
+            if is_url(self.directory):
+                # Record counts from the index ("file[0:n]"), so building the source does not
+                # open every shard over the network; array_record opens gs:// itself.
+                _bridge_gcs_emulator()
+                paths = [
+                    f"{path}[0:{shard['num_records']}]"
+                    for path, shard in zip(self.paths, self.index["shards"], strict=True)
+                ]
+            else:
+                paths = self.paths
+            self._source = grain.sources.ArrayRecordDataSource(paths)
             if len(self._source) != len(self.records):
                 raise ShardError(
                     f"{self.directory}: shards hold {len(self._source)} records, "
@@ -407,3 +522,14 @@ class ShardReader:
         state = dict(self.__dict__)
         state["_source"] = None
         return state
+
+
+def _bridge_gcs_emulator() -> None:
+    """Points array_record's GCS client at the emulator gcsfs uses, when only gcsfs's variable
+    (STORAGE_EMULATOR_HOST) is set: the two clients then read the same bucket. Without an
+    emulator both use Google's default credentials; nothing changes."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST")
+    if host and not os.environ.get("CLOUD_STORAGE_EMULATOR_ENDPOINT"):
+        if "://" not in host:
+            host = f"http://{host}"
+        os.environ["CLOUD_STORAGE_EMULATOR_ENDPOINT"] = host

@@ -2,7 +2,8 @@
 
 Each clip is silence, one event of its class at a random time, then silence; the event's
 interval is stored as the record's span. Written through the shard writer as
-<out>/train and <out>/test shard directories.
+<out>/train and <out>/test shard directories, each replacing an earlier one only once complete
+(data.staging). <out> may be a URL (gs://...): shards and videos are uploaded from memory.
 
 With a SynthVideo, each clip also gets a small video <out>/videos/<split>/<id>.mkv (lossless
 FFV1): a dark frame on which a square of the class's colour is visible exactly while the
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from samaudio_jax.data.shards import ShardWriter, WriteSummary
+from samaudio_jax.data.staging import staged_dataset
+from samaudio_jax.paths import Path, as_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,11 +167,13 @@ def write_synth_corpus(
         from samaudio_jax.vision.video import write_video
     counts = {"train": train_per_class, "test": test_per_class}
     summaries = {}
+    out_dir = as_path(out_dir)
     for split, split_id in SPLITS.items():
         summary = WriteSummary()
-        with ShardWriter(
-            Path(out_dir) / split, sample_rate, max_shard_bytes, overwrite, hop_length
-        ) as w:
+        with (
+            staged_dataset(out_dir / split, overwrite) as new_dir,
+            ShardWriter(new_dir, sample_rate, max_shard_bytes, False, hop_length) as w,
+        ):
             for i in range(counts[split]):
                 for class_id, name in enumerate(classes):
                     rng = np.random.default_rng([seed, split_id, class_id, i])
@@ -185,7 +189,7 @@ def write_synth_corpus(
                     feats = None
                     if video is not None:
                         frames = synth_video_frames(name, span, clip_seconds, video)
-                        path = Path(out_dir) / "videos" / split / f"{name}-{i:05d}.mkv"
+                        path = out_dir / "videos" / split / f"{name}-{i:05d}.mkv"
                         write_video(path, frames, video.fps)
                         if video_encoder is not None:
                             feats = _features(

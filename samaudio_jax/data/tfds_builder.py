@@ -14,14 +14,13 @@ the split's metadata, as in the shards' index.json.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
 from samaudio_jax.data.manifest import CATEGORIES
 from samaudio_jax.data.shards import INDEX_NAME, PCM_SCALE, ShardReader
+from samaudio_jax.paths import Path, as_path
 
 DATASET_NAME = "sam_audio_shards"
 
@@ -40,7 +39,7 @@ class SamAudioShards(tfds.core.GeneratorBasedBuilder):
         return epath.Path(__file__)
 
     def __init__(self, *, shards_root: str | Path | None = None, **kwargs):
-        self._shards_root = Path(shards_root) if shards_root else None
+        self._shards_root = as_path(shards_root) if shards_root else None
         super().__init__(file_format="array_record", **kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -104,7 +103,7 @@ class SamAudioShards(tfds.core.GeneratorBasedBuilder):
 
 
 def prepare_tfds(shards_root: str | Path, data_dir: str | Path) -> SamAudioShards:
-    builder = SamAudioShards(shards_root=shards_root, data_dir=str(data_dir))
+    builder = SamAudioShards(shards_root=shards_root, data_dir=str(as_path(data_dir)))
     builder.download_and_prepare()
     return builder
 
@@ -154,11 +153,11 @@ def load_tfds_source(
     data_dir: str | Path, split: str, name: str = DATASET_NAME
 ) -> TfdsRecordSource:
     """tfds.data_source(name, split) wrapped for pipeline.make_dataset."""
-    builder = tfds.builder(name, data_dir=str(data_dir))
+    builder = tfds.builder(name, data_dir=str(as_path(data_dir)))
     meta = builder.info.metadata.get(split) if builder.info.metadata else None
     if meta is None:
         raise ValueError(f"{data_dir}: {name} has no metadata for split {split!r}")
-    source = tfds.data_source(name, data_dir=str(data_dir), split=split)
+    source = tfds.data_source(name, data_dir=str(as_path(data_dir)), split=split)
     return TfdsRecordSource(
         source,
         meta["records"],

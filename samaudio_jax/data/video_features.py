@@ -10,6 +10,7 @@ frame (with a warning). Bad files raise VideoInputError naming the manifest row 
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -18,6 +19,7 @@ import numpy as np
 
 from samaudio_jax.data.manifest import ManifestEntry
 from samaudio_jax.data.shards import ShardError
+from samaudio_jax.paths import as_path, is_url
 
 
 class VideoInputError(ValueError):
@@ -44,10 +46,11 @@ def num_latent_frames(num_samples: int, hop: int) -> int:
 def load_feature_file(path: str, frames: int, where: str) -> np.ndarray:
     """A (frames, Dv) float array from `path` (.npy); VideoInputError naming it otherwise."""
     field = f"{where}: video_features {path}"
-    if not os.path.isfile(path):
+    if not (as_path(path).is_file() if is_url(path) else os.path.isfile(path)):
         raise VideoInputError(f"{field}: no such file")
-    try:
-        feats = np.load(path, allow_pickle=False)
+    try:  # a URL's .npy is read into memory
+        source = io.BytesIO(as_path(path).read_bytes()) if is_url(path) else path
+        feats = np.load(source, allow_pickle=False)
     except Exception as e:  # ValueError, OSError, EOFError, UnpicklingError...
         raise VideoInputError(f"{field}: not a readable .npy file ({e})") from None
     if not np.issubdtype(feats.dtype, np.floating):

@@ -8,12 +8,14 @@ to image_size (antialiased, rounded back to uint8 as torchvision does on uint8 t
 / 255; normalise with mean 0.5, std 0.5. Output (T, image_size, image_size, 3) float32.
 
 Decoding uses PyAV (`av`). Timestamps are the decoder's presentation times relative to the
-first frame (frame index / average rate when a stream carries none).
+first frame (frame index / average rate when a stream carries none). A video path may be a
+URL (gs://...; paths.as_path): it is read into memory, or written there in one upload.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import pathlib
 import warnings
@@ -21,6 +23,8 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from samaudio_jax.paths import as_path, is_url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +78,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None
         raise ValueError(f"{path}: frames must be uint8 (N, H, W, 3), got {frames.dtype} "
                          f"{frames.shape}")  # fmt: skip
 
-    def write(tmp: str) -> None:
+    def write(tmp) -> None:
         with av.open(tmp, "w", format="matroska") as out:
             stream = out.add_stream("ffv1", rate=fractions.Fraction(fps).limit_denominator(1000))
             stream.width, stream.height = frames.shape[2], frames.shape[1]
@@ -85,6 +89,11 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None
             for packet in stream.encode():
                 out.mux(packet)
 
+    if is_url(path):  # encode in memory, one upload (atomic on an object store)
+        buffer = io.BytesIO()
+        write(buffer)
+        as_path(path).write_bytes(buffer.getvalue())
+        return
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, write, suffix=".mkv")
 
@@ -94,11 +103,16 @@ def read_video(path: str | os.PathLike) -> Video:
     import av
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    source = path
+    if is_url(path):
+        if not as_path(path).is_file():
+            raise FileNotFoundError(f"video: no such file: {path}")
+        source = io.BytesIO(as_path(path).read_bytes())
+    elif not os.path.isfile(path):
         raise FileNotFoundError(f"video: no such file: {path}")
     frames, times = [], []
     try:
-        with av.open(path) as container:
+        with av.open(source) as container:
             if not container.streams.video:
                 raise ValueError(f"{path}: holds no video stream")
             stream = container.streams.video[0]
