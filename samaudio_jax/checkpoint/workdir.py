@@ -110,12 +110,23 @@ def write_step0_checkpoint(separator: Separator, workdir) -> None:
     }
     if "ema" in setup.abstract_state:
         state["ema"] = jax.tree.map(lambda x: x.copy(), params)
-    ckpt = TrainCheckpointer(_checkpoint_dir(workdir), config)
+    from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
+
+    # A writer like train: hold the workdir's lock, so a trainer running there is named
+    # (and its in-progress save is not cleaned by this manager's start-up).
     try:
-        if ckpt.latest_step() is not None:
-            raise ValueError(
-                f"--workdir: {workdir} already holds checkpoints; import into an empty workdir"
-            )
-        ckpt.save(0, state, force=True)
+        lock = WorkdirLock(workdir).acquire()
+    except WorkdirLockedError as e:
+        raise ValueError(f"--workdir: {e}") from None
+    try:
+        ckpt = TrainCheckpointer(_checkpoint_dir(workdir), config)
+        try:
+            if ckpt.latest_step() is not None:
+                raise ValueError(
+                    f"--workdir: {workdir} already holds checkpoints; import into an empty workdir"
+                )
+            ckpt.save(0, state, force=True)
+        finally:
+            ckpt.close()
     finally:
-        ckpt.close()
+        lock.release()
