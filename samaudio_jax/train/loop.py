@@ -150,7 +150,7 @@ def make_batch_source(config, setup, batch_source=None):
             global_batch=int(config.train.global_batch_size),
             num_samples=int(round(config.data.segment_seconds * config.data.sample_rate)),
             sample_rate=int(config.data.sample_rate),
-            tokenize=setup.tokenize if setup.text_graph is not None else None,
+            tokenize=setup.tokenizer if setup.text_graph is not None else None,
             seed=int(config.seed),
             process_index=jax.process_index(),
             process_count=jax.process_count(),
@@ -162,7 +162,9 @@ def make_batch_source(config, setup, batch_source=None):
         )
     from samaudio_jax.data import pipeline
 
-    tokenize = setup.tokenize if setup.text_graph is not None else None
+    # Not the bound setup.tokenize: Grain pickles this for its workers, and the setup holds
+    # the mesh (devices cannot be pickled).
+    tokenize = setup.tokenizer if setup.text_graph is not None else None
     return iter(pipeline.dataset_from_config(config, "train", tokenize=tokenize))
 
 
