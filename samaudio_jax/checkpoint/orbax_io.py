@@ -19,7 +19,10 @@ fields, or whole sections, change on purpose. Free fields (never checked): locat
 frozen weights whose content is the same wherever it lives (codec.checkpoint, text.t5_dir,
 vision.checkpoint), compute dtypes and batching of frozen encoders, and data-loader knobs that
 do not change the stream (read_threads, prefetch_buffer_size) or only matter to make-shards /
-synth (min_input_rate, max_shard_bytes, data.synth.*).
+synth (min_input_rate, max_shard_bytes, data.synth.*). data.worker_count is checked: the
+saved data-iterator state has the shape of the loader that wrote it. data.dir is checked
+too (another directory is, in general, another stream): moving a dataset (e.g. to a bucket)
+is resumed with --allow_config_change=data.dir.
 
 Readers (export, eval, separate, import's check) open the manager read-only: they never create
 the directory nor clean the temporary directory of a save that a running trainer is writing.
