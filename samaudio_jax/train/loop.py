@@ -100,6 +100,15 @@ class _Preemption:
         if not self.service:
             self.flag.install()
 
+    def start(self, step: int) -> None:
+        """Registers the starting step with the service before the (long) first compile, so
+        a notice that arrives during it can be agreed on (the service needs every process's
+        step counter)."""
+        if self.service:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.reached_preemption_sync_point(step)
+
     def reached(self, step: int) -> bool:
         if self.service:
             from jax.experimental import multihost_utils
@@ -288,6 +297,7 @@ def _train_locked(
             state = state_lib.init_state(setup)
         frozen = state_lib.init_frozen(setup)
         step = int(_scalar(state["step"]))
+        stop.start(step)
         total = int(config.train.steps)
         if stop_after_steps is not None:
             total = min(total, step + stop_after_steps)
