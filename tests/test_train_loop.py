@@ -103,7 +103,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     config = tiny_config(["--config.train.steps=8", "--config.train.checkpoint_every=2"])
     source = _NaNAt(SyntheticBatches(global_batch=4, num_samples=256, sample_rate=8000), bad=4)
     with pytest.raises(
-        TrainingDivergedError, match=r"loss is nan at step 5.*last good checkpoint is step 4"
+        TrainingDivergedError, match=r"step 5: loss is nan.*last good checkpoint is step 4"
     ):
         train(config, tmp_path, batch_source=source, print_fn=_quiet)
     ckpt = TrainCheckpointer(tmp_path / "checkpoints", config)

@@ -57,7 +57,7 @@ def test_sigterm_and_sigkill_runs_resume_to_the_uninterrupted_losses(tmp_path):
     # SIGTERM: the run saves at the next step boundary and exits cleanly.
     code, out = _run_until(tmp_path / "term", r"^step 5/", signal.SIGTERM, env)
     assert code == 0, out[-4000:]
-    saved = re.search(r"preempted: saved checkpoint at step (\d+)", out)
+    saved = re.search(r"preempted: saved step (\d+)", out)
     assert saved, out[-4000:]
     p = int(saved.group(1))
     assert 5 <= p <= 20, out[-4000:]

@@ -11,8 +11,21 @@ and the manager deletes such leftovers when it opens the directory. Restoring ta
 target of ShapeDtypeStructs with shardings, so a run may resume on another mesh shape.
 
 Before any state is read, the saved config is compared with the current one on the fields
-that decide the meaning of the weights (model, codec, text, EMA); a difference raises
-ConfigMismatchError naming the first field that differs.
+that decide the meaning of the weights or of the data stream the run continues: model,
+codec, text, vision, data, train.ema_decay, and the process/device layout (a fourth item,
+`layout`, holds the process and device counts). A difference raises ConfigMismatchError
+naming every field that differs; `allow_changes` (train --allow_config_change) lets named
+fields, or whole sections, change on purpose. Free fields (never checked): locations of
+frozen weights whose content is the same wherever it lives (codec.checkpoint, text.t5_dir,
+vision.checkpoint), compute dtypes and batching of frozen encoders, and data-loader knobs that
+do not change the stream (read_threads, prefetch_buffer_size) or only matter to make-shards /
+synth (min_input_rate, max_shard_bytes, data.synth.*). data.worker_count is checked: the
+saved data-iterator state has the shape of the loader that wrote it. data.dir is checked
+too (another directory is, in general, another stream): moving a dataset (e.g. to a bucket)
+is resumed with --allow_config_change=data.dir.
+
+Readers (export, eval, separate, import's check) open the manager read-only: they never create
+the directory nor clean the temporary directory of a save that a running trainer is writing.
 """
 
 from __future__ import annotations
@@ -21,12 +34,26 @@ import json
 import pathlib
 
 import grain
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-# Config fields that may change between a save and a resume (paths, schedules, meshes).
-_FREE_FIELDS = ("codec.checkpoint", "codec.dtype", "text.t5_dir", "text.bucket_length")
-_CHECKED_SECTIONS = ("model", "codec", "text")
+# Config fields that may change between a save and a resume (see the module docstring).
+_FREE_FIELDS = (
+    "codec.checkpoint",
+    "codec.dtype",
+    "text.t5_dir",
+    "text.bucket_length",
+    "vision.checkpoint",
+    "vision.dtype",
+    "vision.batch_size",
+    "data.read_threads",
+    "data.prefetch_buffer_size",
+    "data.min_input_rate",
+    "data.max_shard_bytes",
+)
+_FREE_PREFIXES = ("data.synth.",)
+_CHECKED_SECTIONS = ("model", "codec", "text", "vision", "data", "layout")
 _CHECKED_FIELDS = ("train.ema_decay",)
 
 
@@ -49,38 +76,90 @@ def config_to_dict(config: ml_collections.ConfigDict) -> dict:
     return json.loads(config.to_json())
 
 
+def current_layout() -> dict:
+    """The process/device layout a checkpoint records (the `layout.*` fields)."""
+    return {"process_count": jax.process_count(), "device_count": jax.device_count()}
+
+
+def _checked(key: str) -> bool:
+    if key in _FREE_FIELDS or key.startswith(_FREE_PREFIXES):
+        return False
+    return key.split(".")[0] in _CHECKED_SECTIONS or key in _CHECKED_FIELDS
+
+
+def _allowed(key: str, allow: tuple[str, ...]) -> bool:
+    return any(key == a or key.startswith(a + ".") for a in allow)
+
+
+def config_differences(
+    saved: dict, current: dict, allow: tuple[str, ...] = ()
+) -> list[tuple[str, object, object]]:
+    """(field, saved value, current value) of every checked field that differs, in order.
+
+    A field absent from the older side (a checkpoint from before the field existed) is
+    not a difference. `allow` names fields or sections (e.g. "data") that may change."""
+    a, b = _flatten(saved), _flatten(current)
+    out = []
+    for k in sorted(set(a) & set(b)):
+        if _checked(k) and not _allowed(k, allow) and a[k] != b[k]:
+            out.append((k, a[k], b[k]))
+    return out
+
+
 def first_config_difference(saved: dict, current: dict) -> tuple[str, object, object] | None:
     """(field, saved value, current value) of the first field that matters and differs."""
-    a, b = _flatten(saved), _flatten(current)
-    keys = sorted(
-        k
-        for k in set(a) | set(b)
-        if (k.split(".")[0] in _CHECKED_SECTIONS or k in _CHECKED_FIELDS) and k not in _FREE_FIELDS
-    )
-    for k in keys:
-        if a.get(k, "<absent>") != b.get(k, "<absent>"):
-            return k, a.get(k, "<absent>"), b.get(k, "<absent>")
-    return None
+    diffs = config_differences(saved, current)
+    return diffs[0] if diffs else None
+
+
+def parse_allow_list(text: str | None) -> tuple[str, ...]:
+    """'data.dir, layout' -> ('data.dir', 'layout'); names must be checked fields/sections."""
+    names = tuple(n.strip().removeprefix("config.") for n in (text or "").split(",") if n.strip())
+    for n in names:
+        if n.split(".")[0] not in _CHECKED_SECTIONS and n not in _CHECKED_FIELDS:
+            raise ValueError(
+                f"--allow_config_change: {n!r} is not a field the resume check compares "
+                f"(sections {', '.join(_CHECKED_SECTIONS)}, fields {', '.join(_CHECKED_FIELDS)})"
+            )
+    return names
 
 
 class TrainCheckpointer:
-    """An Orbax CheckpointManager configured from config.train."""
+    """An Orbax CheckpointManager configured from config.train.
 
-    def __init__(self, directory, config: ml_collections.ConfigDict):
+    read_only=True (readers): nothing is created, deleted or cleaned, so a reader beside a
+    running trainer never removes the temporary directory of a save in progress.
+    `allow_changes`: config fields / sections that may differ on resume (see restore)."""
+
+    def __init__(
+        self,
+        directory,
+        config: ml_collections.ConfigDict,
+        *,
+        read_only: bool = False,
+        allow_changes: tuple[str, ...] = (),
+    ):
         self.directory = pathlib.Path(directory).absolute()
         self.config = config
+        self.read_only = read_only
+        self.allow_changes = tuple(allow_changes)
         train = config.train
         if int(train.checkpoint_every) < 1:
             raise ValueError(
                 f"config.train.checkpoint_every: expected >= 1, got {train.checkpoint_every}"
             )
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=int(train.keep_checkpoints),
-            save_interval_steps=int(train.checkpoint_every),
-            enable_async_checkpointing=bool(train.async_checkpointing),
-            create=True,
-            cleanup_tmp_directories=True,
-        )
+        if read_only:
+            options = ocp.CheckpointManagerOptions(
+                read_only=True, create=False, cleanup_tmp_directories=False
+            )
+        else:
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=int(train.keep_checkpoints),
+                save_interval_steps=int(train.checkpoint_every),
+                enable_async_checkpointing=bool(train.async_checkpointing),
+                create=True,
+                cleanup_tmp_directories=True,
+            )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -99,6 +178,7 @@ class TrainCheckpointer:
         items = {
             "state": ocp.args.StandardSave(state),
             "config": ocp.args.JsonSave(config_to_dict(self.config)),
+            "layout": ocp.args.JsonSave(current_layout()),
         }
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
@@ -108,14 +188,29 @@ class TrainCheckpointer:
         out = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
         return out["config"]
 
+    def saved_layout(self, step: int) -> dict | None:
+        """The process/device counts of checkpoint `step` (None: written before they were)."""
+        if not (self.directory / str(step) / "layout").exists():
+            return None
+        out = self.manager.restore(step, args=ocp.args.Composite(layout=ocp.args.JsonRestore()))
+        return out["layout"]
+
     def check_config(self, step: int) -> None:
-        diff = first_config_difference(self.saved_config(step), config_to_dict(self.config))
-        if diff is not None:
-            field, saved, current = diff
+        """Raises ConfigMismatchError naming every checked field that differs (one line)."""
+        saved = self.saved_config(step)
+        current = config_to_dict(self.config)
+        # Readers (read-only) run on any layout; only a resuming trainer continues the stream.
+        layout = None if self.read_only else self.saved_layout(step)
+        if layout is not None:
+            saved, current = {**saved, "layout": layout}, {**current, "layout": current_layout()}
+        diffs = config_differences(saved, current, self.allow_changes)
+        if diffs:
+            what = "; ".join(f"{f} is {a!r} there but {b!r} here" for f, a, b in diffs)
+            names = ",".join(f for f, _, _ in diffs)
             raise ConfigMismatchError(
-                f"checkpoint {self.directory}/{step} was written by a different config: "
-                f"{field} is {saved!r} there but {current!r} here. Use another --workdir, "
-                f"or set --config.{field}={saved!r} to resume it."
+                f"checkpoint {self.directory}/{step} was written by a different config: {what}. "
+                f"Use another --workdir, set the fields back to resume it, or pass "
+                f"--allow_config_change={names} to resume with the change."
             )
 
     def restore(self, step: int, abstract_state: dict, data_iterator=None):

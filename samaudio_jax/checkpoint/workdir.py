@@ -3,6 +3,9 @@ step-0 Orbax checkpoint that `train` resumes (fine-tunes) from.
 
 EMA parameters are used when the checkpoint holds them. The config comes from the
 checkpoint itself, so the reader needs no config file.
+
+Readers open Orbax read-only (nothing created, nothing cleaned): a trainer may be saving into
+the same workdir while `export`, `eval` or `separate` read it.
 """
 
 from __future__ import annotations
@@ -22,16 +25,23 @@ def _checkpoint_dir(workdir) -> pathlib.Path:
     return pathlib.Path(workdir).absolute() / "checkpoints"
 
 
+def _reader(directory) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        read_only=True, create=False, cleanup_tmp_directories=False
+    )
+    return ocp.CheckpointManager(directory, options=options)
+
+
 def latest_step(workdir) -> int | None:
     directory = _checkpoint_dir(workdir)
     if not directory.is_dir():
         return None
-    with ocp.CheckpointManager(directory) as manager:
+    with _reader(directory) as manager:
         return manager.latest_step()
 
 
 def saved_config(workdir, step: int):
-    with ocp.CheckpointManager(_checkpoint_dir(workdir)) as manager:
+    with _reader(_checkpoint_dir(workdir)) as manager:
         raw = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     config = default_config()
     _merge(config, raw["config"], "config")
@@ -58,7 +68,7 @@ def separator_from_workdir(workdir, step: int | None = None) -> tuple[Separator,
         )
     config = saved_config(workdir, step)
     setup = state_lib.build_setup(config, make_mesh(config.mesh, jax.devices()[:1]))
-    ckpt = TrainCheckpointer(_checkpoint_dir(workdir), config)
+    ckpt = TrainCheckpointer(_checkpoint_dir(workdir), config, read_only=True)
     try:
         state, _ = ckpt.restore(step, setup.abstract_state)
     finally:
@@ -100,12 +110,23 @@ def write_step0_checkpoint(separator: Separator, workdir) -> None:
     }
     if "ema" in setup.abstract_state:
         state["ema"] = jax.tree.map(lambda x: x.copy(), params)
-    ckpt = TrainCheckpointer(_checkpoint_dir(workdir), config)
+    from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
+
+    # A writer like train: hold the workdir's lock, so a trainer running there is named
+    # (and its in-progress save is not cleaned by this manager's start-up).
     try:
-        if ckpt.latest_step() is not None:
-            raise ValueError(
-                f"--workdir: {workdir} already holds checkpoints; import into an empty workdir"
-            )
-        ckpt.save(0, state, force=True)
+        lock = WorkdirLock(workdir).acquire()
+    except WorkdirLockedError as e:
+        raise ValueError(f"--workdir: {e}") from None
+    try:
+        ckpt = TrainCheckpointer(_checkpoint_dir(workdir), config)
+        try:
+            if ckpt.latest_step() is not None:
+                raise ValueError(
+                    f"--workdir: {workdir} already holds checkpoints; import into an empty workdir"
+                )
+            ckpt.save(0, state, force=True)
+        finally:
+            ckpt.close()
     finally:
-        ckpt.close()
+        lock.release()

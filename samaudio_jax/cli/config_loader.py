@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import math
 import pathlib
 
 import ml_collections
@@ -37,9 +38,14 @@ def _coerce(raw: str, current, name: str):
             raise ValueError(f"--config.{name}: expected an integer, got {raw!r}") from None
     if isinstance(current, float):
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise ValueError(f"--config.{name}: expected a number, got {raw!r}") from None
+        # No float field takes nan or inf (a rate, a weight, a duration, a level in dB):
+        # a non-finite value would only surface later as a poisoned update or a hang.
+        if not math.isfinite(value):
+            raise ValueError(f"--config.{name}: expected a finite number, got {raw!r}")
+        return value
     if isinstance(current, (tuple, list)):
         try:
             value = ast.literal_eval(raw)
@@ -47,6 +53,10 @@ def _coerce(raw: str, current, name: str):
             raise ValueError(
                 f"--config.{name}: expected a tuple like (1, 2), got {raw!r}"
             ) from None
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"--config.{name}: expected a tuple like (1, 2), got {raw!r}")
+        if any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            raise ValueError(f"--config.{name}: expected finite numbers, got {raw!r}")
         return type(current)(value)
     return raw
 

@@ -22,6 +22,18 @@ def add_arguments(parser) -> None:
         default=None,
         help="stop (with a checkpoint) after this many steps of this invocation",
     )
+    parser.add_argument(
+        "--force_unlock",
+        action="store_true",
+        help="take WORKDIR/train.lock even if another host's trainer holds it (only once "
+        "that trainer is known to be gone; a dead process on this host is detected alone)",
+    )
+    parser.add_argument(
+        "--allow_config_change",
+        default="",
+        help="comma-separated config fields or sections (e.g. data.dir,layout) that may "
+        "differ from the checkpoint's when resuming",
+    )
 
 
 def run(args, overrides) -> int:
@@ -29,16 +41,33 @@ def run(args, overrides) -> int:
 
     distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
 
-    from samaudio_jax.checkpoint.orbax_io import ConfigMismatchError
+    from samaudio_jax.checkpoint.lock import WorkdirLockedError
+    from samaudio_jax.checkpoint.orbax_io import ConfigMismatchError, parse_allow_list
     from samaudio_jax.cli.config_loader import load_config
     from samaudio_jax.data.pipeline import DatasetMismatchError
     from samaudio_jax.train.loop import TrainingDivergedError, train
 
     logging.getLogger("absl").setLevel(logging.WARNING)
-    config = load_config(args.config, overrides)
     try:
-        result = train(config, args.workdir, stop_after_steps=args.stop_after_steps)
-    except (TrainingDivergedError, ConfigMismatchError, DatasetMismatchError) as e:
+        config = load_config(args.config, overrides)
+        allow = parse_allow_list(args.allow_config_change)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        result = train(
+            config,
+            args.workdir,
+            stop_after_steps=args.stop_after_steps,
+            force_unlock=args.force_unlock,
+            allow_config_change=allow,
+        )
+    except (
+        TrainingDivergedError,
+        ConfigMismatchError,
+        DatasetMismatchError,
+        WorkdirLockedError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     print(f"done: step {result.final_step}", flush=True)

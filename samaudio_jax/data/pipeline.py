@@ -320,16 +320,18 @@ def make_dataset(
     ds = ds.to_iter_dataset(
         grain.ReadOptions(num_threads=config.read_threads, prefetch_buffer_size=8)
     )
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=Collate(tokenize))
     if config.worker_count > 0:
+        # Workers make examples (decode, mix: the heavy part); worker i takes examples
+        # i, i + n, ... and Grain reads the workers in turn, so the example order, hence
+        # every batch, is that of worker_count=0. Batching (and tokenizing) stays here.
         _ensure_absl_flags_parsed()
         ds = ds.mp_prefetch(
             grain.MultiprocessingOptions(
                 num_workers=config.worker_count,
-                per_worker_buffer_size=config.prefetch_buffer_size,
+                per_worker_buffer_size=config.prefetch_buffer_size * batch_size,
             )
         )
-    return ds
+    return ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=Collate(tokenize))
 
 
 def _ensure_absl_flags_parsed() -> None:

@@ -80,6 +80,12 @@ class TextEncoder(nnx.Module):
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def host_tokenizer(self):
+        """`tokenize` as a small picklable callable holding no weights and no devices (what
+        data-loader worker processes get). Subclasses return their tokenizer object; this
+        default (the bound method) only serves in-process loading."""
+        return self.tokenize
+
     def __call__(self, ids: jax.Array, mask: jax.Array) -> jax.Array:
         raise NotImplementedError
 

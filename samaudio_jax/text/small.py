@@ -9,7 +9,9 @@ heads, kv, norm); build it under `nnx.use_eager_sharding(False)` when no mesh is
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -75,6 +77,22 @@ class SmallTextLayer(nnx.Module):
         return x + jax.nn.gelu(h @ self.w_in[...]) @ self.w_out[...]
 
 
+@dataclasses.dataclass(frozen=True)
+class PaddedTokenizer:
+    """texts -> (ids, mask) padded as the small encoder reads them; picklable (a vocabulary-
+    free tokenizer and two ints), so Grain worker processes can run it."""
+
+    tokenizer: Any  # ByteTokenizer | WordHashTokenizer
+    max_length: int
+    bucket_length: int
+
+    def __call__(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [self.tokenizer.encode(t) for t in check_texts(texts)]
+        return pad_token_lists(
+            rows, pad_id=PAD_ID, bucket_length=self.bucket_length, max_length=self.max_length
+        )
+
+
 class SmallTextEncoder(TextEncoder):
     """Trainable text encoder: `tokenize` on the host, `__call__` inside jit."""
 
@@ -104,10 +122,10 @@ class SmallTextEncoder(TextEncoder):
         self.final_norm = RMSNorm(dim)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        rows = [self.tokenizer.encode(t) for t in check_texts(texts)]
-        return pad_token_lists(
-            rows, pad_id=PAD_ID, bucket_length=self.bucket_length, max_length=self.max_length
-        )
+        return self.host_tokenizer()(texts)
+
+    def host_tokenizer(self) -> PaddedTokenizer:
+        return PaddedTokenizer(self.tokenizer, self.max_length, self.bucket_length)
 
     def __call__(self, ids: jax.Array, mask: jax.Array) -> jax.Array:
         mask = mask.astype(jnp.bool_)

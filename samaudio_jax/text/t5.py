@@ -159,6 +159,9 @@ class T5TextEncoder(TextEncoder):
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         return self.tokenizer(texts)
 
+    def host_tokenizer(self):
+        return self.tokenizer
+
     def __call__(self, ids: jax.Array, mask: jax.Array) -> jax.Array:
         mask = mask.astype(jnp.bool_)
         features = jax.lax.stop_gradient(self.network(ids, mask))

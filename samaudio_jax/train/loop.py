@@ -1,8 +1,26 @@
 """The training loop: mesh, state (fresh or resumed), compiled step, logging, checkpoints.
 
-Stops cleanly on SIGTERM or an Orbax preemption notice (saves at the next step boundary),
-and stops with TrainingDivergedError on a non-finite loss without saving that state: the
-last checkpoint on disk is then the last good one.
+One writer per workdir: process 0 holds WORKDIR/train.lock for the run (checkpoint/lock.py);
+every process stops when it cannot take it.
+
+Preemption, agreed by all processes: a SIGTERM (the preemption notice of TPU VMs and most
+schedulers) to any process makes every process save the same step and return. How:
+- multi-process with JAX's preemption service (on by default after jax.distributed.initialize):
+  the service owns SIGTERM (its C++ handler), tells every process through the coordination
+  service, and `reached_preemption_sync_point(step)` turns True at the same step everywhere.
+  It is called at every step boundary but costs nothing until a notice arrives (a local
+  counter under a lock); the agreement (a barrier over the coordination service) runs once,
+  in the background, after the notice. We install no Python SIGTERM handler then: it would
+  replace the service's and the other processes would never hear of the notice.
+- multi-process without the service (jax_enable_preemption_service=False): a Python handler
+  sets a local flag and the flags are all-gathered (one tiny collective) every
+  PREEMPTION_POLL_STEPS steps; all processes see the same gathered flags, so they stop at
+  the same step.
+- one process: the Python handler's flag, read at the next step boundary.
+
+Never save poison: the loss, the gradient norm and the updated parameters' norm (metrics the
+step returns) must be finite before any save; otherwise TrainingDivergedError names the
+step, the state after it is not saved, and the last checkpoint on disk stays the newest.
 """
 
 from __future__ import annotations
@@ -17,6 +35,7 @@ import time
 import jax
 import numpy as np
 
+from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
 from samaudio_jax.checkpoint.orbax_io import TrainCheckpointer
 from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
 from samaudio_jax.train import metrics as metrics_lib
@@ -26,8 +45,12 @@ from samaudio_jax.train import step as step_lib
 log = logging.getLogger("samaudio_jax.train")
 
 
+PREEMPTION_POLL_STEPS = 1  # fallback all-gather period (steps) when JAX's service is off
+_FINITE_METRICS = ("loss", "grad_norm", "param_norm")
+
+
 class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss, the gradients or the updated parameters became NaN or infinite."""
 
 
 @dataclasses.dataclass
@@ -55,6 +78,74 @@ class _StopFlag:
     def uninstall(self):
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+
+def _preemption_service_running() -> bool:
+    try:
+        from jax._src import distributed as jax_distributed
+    except ImportError:  # pragma: no cover - a JAX without the module: use the fallback
+        return False
+    state = jax_distributed.global_state
+    return state.client is not None and state.preemption_sync_manager is not None
+
+
+class _Preemption:
+    """`reached(step)`: True at the same step on every process once any got SIGTERM."""
+
+    def __init__(self):
+        self.multi = jax.process_count() > 1
+        self.service = self.multi and _preemption_service_running()
+        self.flag = _StopFlag()
+        if not self.service:
+            self.flag.install()
+
+    def start(self, step: int) -> None:
+        """Registers the starting step with the service before the (long) first compile, so
+        a notice that arrives during it can be agreed on (the service needs every process's
+        step counter)."""
+        if self.service:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.reached_preemption_sync_point(step)
+
+    def reached(self, step: int) -> bool:
+        if self.service:
+            from jax.experimental import multihost_utils
+
+            return bool(multihost_utils.reached_preemption_sync_point(step))
+        if not self.multi:
+            return self.flag.set
+        if step % PREEMPTION_POLL_STEPS:
+            return False
+        from jax.experimental import multihost_utils
+
+        flags = multihost_utils.process_allgather(np.asarray(self.flag.set, np.int32))
+        return bool(np.any(flags))
+
+    def close(self):
+        self.flag.uninstall()
+
+
+def _lock_workdir(workdir, force: bool, print_fn) -> WorkdirLock:
+    """Process 0 takes the workdir lock; every process raises when it could not."""
+    lock = WorkdirLock(workdir, force=force, warn=lambda m: print_fn(m, flush=True))
+    error = None
+    if jax.process_index() == 0:
+        try:
+            lock.acquire()
+        except WorkdirLockedError as e:
+            error = str(e)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        ok = multihost_utils.broadcast_one_to_all(np.asarray(error is None, np.int32))
+        if not int(ok):
+            lock.release()
+            raise WorkdirLockedError(error or f"process 0 could not lock the workdir {workdir}")
+    elif error is not None:
+        raise WorkdirLockedError(error)
+    return lock
 
 
 def make_batch_source(config, setup, batch_source=None):
@@ -68,7 +159,7 @@ def make_batch_source(config, setup, batch_source=None):
             global_batch=int(config.train.global_batch_size),
             num_samples=int(round(config.data.segment_seconds * config.data.sample_rate)),
             sample_rate=int(config.data.sample_rate),
-            tokenize=setup.tokenize if setup.text_graph is not None else None,
+            tokenize=setup.tokenizer if setup.text_graph is not None else None,
             seed=int(config.seed),
             process_index=jax.process_index(),
             process_count=jax.process_count(),
@@ -80,19 +171,28 @@ def make_batch_source(config, setup, batch_source=None):
         )
     from samaudio_jax.data import pipeline
 
-    tokenize = setup.tokenize if setup.text_graph is not None else None
+    # Not the bound setup.tokenize: Grain pickles this for its workers, and the setup holds
+    # the mesh (devices cannot be pickled).
+    tokenize = setup.tokenizer if setup.text_graph is not None else None
     return iter(pipeline.dataset_from_config(config, "train", tokenize=tokenize))
 
 
 def _check_finite(pending: list, last_good: int | None) -> None:
-    """Raises naming the first step whose loss is not finite; empties `pending`."""
-    for step, loss in pending:
-        value = float(np.asarray(loss.addressable_data(0)))
-        if not math.isfinite(value):
+    """Raises naming the first step whose loss, gradient norm or updated-parameter norm is
+    not finite; empties `pending` (a list of (step, metrics))."""
+    for step, m in pending:
+        values = {k: _scalar(m[k]) for k in _FINITE_METRICS if k in m}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
             pending.clear()
             where = f"step {last_good}" if last_good is not None else "none saved yet"
+            what = ", ".join(f"{k} is {values[k]}" for k in bad)
+            finite = [k for k in values if k not in bad]
+            also = (
+                f" ({', '.join(f'{k} {values[k]:.4g}' for k in finite)} finite)" if finite else ""
+            )
             raise TrainingDivergedError(
-                f"loss is {value} at step {step}: training stopped. The state after that step "
+                f"step {step}: {what}{also}: training stopped. The state after that step "
                 f"was not saved; the last good checkpoint is {where}."
             )
     pending.clear()
@@ -134,8 +234,40 @@ def train(
     devices=None,
     stop_after_steps: int | None = None,
     print_fn=print,
+    force_unlock: bool = False,
+    allow_config_change: tuple[str, ...] = (),
 ) -> TrainResult:
-    """Trains config.train.steps steps in total, resuming from `workdir` if it holds any."""
+    """Trains config.train.steps steps in total, resuming from `workdir` if it holds any.
+
+    force_unlock: take the workdir lock even when another host's trainer holds it.
+    allow_config_change: config fields / sections that may differ from the checkpoint's."""
+    lock = _lock_workdir(workdir, force_unlock, print_fn)
+    try:
+        return _train_locked(
+            config,
+            workdir,
+            batch_source=batch_source,
+            factories=factories,
+            devices=devices,
+            stop_after_steps=stop_after_steps,
+            print_fn=print_fn,
+            allow_config_change=allow_config_change,
+        )
+    finally:
+        lock.release()
+
+
+def _train_locked(
+    config,
+    workdir,
+    *,
+    batch_source,
+    factories,
+    devices,
+    stop_after_steps,
+    print_fn,
+    allow_config_change,
+) -> TrainResult:
     mesh = make_mesh(config.mesh, devices)
     batch = int(config.train.global_batch_size)
     if batch % batch_axis_size(mesh):
@@ -150,11 +282,12 @@ def train(
         )
     setup = state_lib.build_setup(config, mesh, factories)
     source = make_batch_source(config, setup, batch_source)
-    ckpt = TrainCheckpointer(f"{workdir}/checkpoints", config)
+    ckpt = TrainCheckpointer(
+        f"{workdir}/checkpoints", config, allow_changes=tuple(allow_config_change)
+    )
     is_main = jax.process_index() == 0
     writer = metrics_lib.MetricsWriter(workdir, enabled=is_main)
-    stop = _StopFlag()
-    stop.install()
+    stop = _Preemption()
     resumed_from = ckpt.latest_step()
     try:
         if resumed_from is not None:
@@ -164,6 +297,7 @@ def train(
             state = state_lib.init_state(setup)
         frozen = state_lib.init_frozen(setup)
         step = int(_scalar(state["step"]))
+        stop.start(step)
         total = int(config.train.steps)
         if stop_after_steps is not None:
             total = min(total, step + stop_after_steps)
@@ -193,8 +327,8 @@ def train(
             batch_arrays = None
             step += 1
             steps_since += 1
-            _check_finite(pending, last_good)  # the previous step's loss: keeps dispatch async
-            pending.append((step, m["loss"]))
+            _check_finite(pending, last_good)  # the previous step's: keeps dispatch async
+            pending.append((step, m))
             if step % log_every == 0 or step == total:
                 _check_finite(pending, last_good)
                 now = time.perf_counter()
@@ -210,20 +344,18 @@ def train(
                 writer.write(step, values)
                 if is_main:
                     print_fn(metrics_lib.progress_line(step, total, values), flush=True)
-            preempt = stop.set or ckpt.reached_preemption(step)
+            preempt = stop.reached(step)
             if preempt or step % int(config.train.checkpoint_every) == 0 or step == total:
                 _check_finite(pending, last_good)
                 ckpt.save(step, state, source, force=True)
                 last_good = step
             if preempt:
                 ckpt.wait_until_finished()
-                print_fn(
-                    f"preempted: saved checkpoint at step {step}; resume with the same command"
-                )
+                print_fn(f"preempted: saved step {step}; resume with the same command", flush=True)
                 preempted = True
                 break
         return TrainResult(step, losses, preempted, resumed_from)
     finally:
-        stop.uninstall()
+        stop.close()
         ckpt.close()
         writer.close()

@@ -80,9 +80,14 @@ class TrainSetup:
     _text_tokenizer: Any = None
 
     def tokenize(self, texts):
+        return self.tokenizer(texts)
+
+    @property
+    def tokenizer(self):
+        """texts -> (ids, mask): a small picklable object (safe to send to worker processes)."""
         if self._text_tokenizer is None:
             raise ValueError("this config has no text encoder (config.text)")
-        return self._text_tokenizer(texts)
+        return self._text_tokenizer
 
 
 def _split(module, trainable: bool):
@@ -177,7 +182,8 @@ def build_setup(config, mesh: Mesh, factories: ModuleFactories | None = None) ->
     empty_prompt = None
     tokenizer = None
     if text is not None:
-        tokenizer = text.tokenize
+        # The picklable tokenizer (no weights, no mesh): Grain workers get it.
+        tokenizer = text.host_tokenizer()
         empty_prompt = tuple(np.asarray(a)[0] for a in text.tokenize([""]))
 
     return TrainSetup(
