@@ -18,11 +18,12 @@ ConfigMismatchError naming the first field that differs.
 from __future__ import annotations
 
 import json
-import pathlib
 
 import grain
 import ml_collections
 import orbax.checkpoint as ocp
+
+from samaudio_jax.paths import as_path
 
 # Config fields that may change between a save and a resume (paths, schedules, meshes).
 _FREE_FIELDS = ("codec.checkpoint", "codec.dtype", "text.t5_dir", "text.bucket_length")
@@ -67,7 +68,7 @@ class TrainCheckpointer:
     """An Orbax CheckpointManager configured from config.train."""
 
     def __init__(self, directory, config: ml_collections.ConfigDict):
-        self.directory = pathlib.Path(directory).absolute()
+        self.directory = as_path(directory)  # a URL stays a URL: Orbax writes there
         self.config = config
         train = config.train
         if int(train.checkpoint_every) < 1:
