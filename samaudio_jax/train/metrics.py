@@ -90,6 +90,13 @@ class MetricsWriter:
             if isinstance(v, (int, float)):
                 self._tb.add_scalar(f"train/{k}", v, step)
 
+    def flush(self) -> None:
+        """Uploads what a URL's files hold so far (done at each checkpoint: the log then
+        survives wherever the checkpoint does)."""
+        if self._file is not None:
+            self._file.flush()
+            self._tb.flush()
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
