@@ -115,3 +115,61 @@ def test_checkpointer_on_a_url(gcs_server, gcs_bucket, tmp_path, monkeypatch):
     names = gcs_server.list_objects(gcs_bucket, "run/checkpoints/7/")
     assert any(n.startswith("run/checkpoints/7/state/") for n in names), names
     assert os.listdir(tmp_path) == []
+
+
+def _cli(args, env, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "samaudio_jax.cli.main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _cli_env(gcs_server):
+    from tests.train_testlib import subprocess_env
+
+    env = subprocess_env()
+    env.update(gcs_server.env)
+    return env
+
+
+def test_missing_bucket_is_named_in_one_line(gcs_server, tmp_path):
+    out = _cli(
+        ["export", "--workdir", "gs://no-such-bucket/run", "--out", str(tmp_path / "x")],
+        _cli_env(gcs_server),
+        tmp_path,
+    )
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.stderr.strip().splitlines() == [
+        "error: gs://no-such-bucket/run: bucket gs://no-such-bucket does not exist "
+        "(or these credentials cannot see it)"
+    ]
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_unreachable_server_is_named_in_one_line(gcs_server, tmp_path):
+    env = _cli_env(gcs_server)
+    env["STORAGE_EMULATOR_HOST"] = env["GCE_METADATA_HOST"]  # nothing listens there
+    out = _cli(["export", "--workdir", "gs://b/run", "--out", "gs://b/out"], env, tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("error: gs://b/run: cannot reach gs://b (")
+    assert "check the network and credentials" in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_backend_package_is_named(tmp_path):
+    from samaudio_jax.paths import StorageBackendError, check_reachable
+
+    pytest.importorskip("gcsfs")
+    if __import__("importlib").util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed")
+    with pytest.raises(StorageBackendError, match=r"s3://b/run: .*pip install s3fs"):
+        check_reachable("s3://b/run")
