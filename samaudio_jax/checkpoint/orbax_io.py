@@ -5,8 +5,10 @@ One checkpoint step holds three items:
 - `config`: the experiment config as JSON;
 - `data`: the data iterator's state, one file per process (Grain's checkpoint handler).
 
-Orbax writes each step under a temporary name and renames it when complete, so a save that
-was cut short (SIGKILL, lost host) never looks like a checkpoint: `latest_step` skips it
+The directory may be a URL (gs://, s3://): Orbax writes there directly. Locally Orbax writes
+each step under a temporary name and renames it when complete; on GCS (no rename) it writes a
+commit_success.txt last. Either way a save that was cut short (SIGKILL, lost host) never looks
+like a checkpoint: `latest_step` skips it
 and the manager deletes such leftovers when it opens the directory. Restoring takes a
 target of ShapeDtypeStructs with shardings, so a run may resume on another mesh shape.
 
