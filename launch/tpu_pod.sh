@@ -36,7 +36,7 @@ ssh=(gcloud compute tpus tpu-vm ssh "$tpu" --zone "$zone" --worker=all)
 [ -n "$project" ] && ssh+=(--project "$project")
 
 if [ "$setup" = 1 ]; then
-  run "${ssh[@]}" --command "git clone $repo_url samaudio-jax 2>/dev/null || git -C samaudio-jax pull; cd samaudio-jax && python3 -m venv .venv && .venv/bin/pip install -q -e '.[tpu]'"
+  run "${ssh[@]}" --command "git clone $repo_url samaudio-jax 2>/dev/null || git -C samaudio-jax pull; cd samaudio-jax && python3 -m venv .venv && .venv/bin/pip install -q -e '.[tpu,gcs]'"
 fi
 train="cd samaudio-jax && .venv/bin/samaudio-jax train --config $config --workdir $workdir"
 for arg in "${extra[@]+"${extra[@]}"}"; do train+=" $(printf '%q' "$arg")"; done

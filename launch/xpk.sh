@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
 done
 need --cluster "$cluster" "the GKE cluster made by 'xpk cluster create'"
 need --tpu-type "$tpu_type" "e.g. v5p-128"
-need --image "$image" "a container image with samaudio-jax[tpu] installed"
+need --image "$image" "a container image with samaudio-jax[tpu,gcs] installed"
 need --config "$config" "an experiment file under configs/"
 need --workdir "$workdir" "a gs:// directory for checkpoints and metrics"
 

@@ -14,28 +14,28 @@ Stage results are kept in DIR/demo_state.json; the summary table is printed at t
 from __future__ import annotations
 
 import json
-import pathlib
 import time
 
 import numpy as np
 
 from samaudio_jax.io_atomic import atomic_write_text
+from samaudio_jax.paths import Path, as_path
 
 STATE_FILE = "demo_state.json"
 # Text-only prompting (no span anchors), as in the recipe (docs/demo_recipe.md).
 DEMO_DATA_OVERRIDES = {"span_dropout": 1.0}
 
 
-def _load_state(work: pathlib.Path) -> dict:
+def _load_state(work: Path) -> dict:
     path = work / STATE_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _save_state(work: pathlib.Path, state: dict) -> None:
+def _save_state(work: Path, state: dict) -> None:
     atomic_write_text(work / STATE_FILE, json.dumps(state, indent=2))
 
 
-def prepare_config(config, work: pathlib.Path):
+def prepare_config(config, work: Path):
     """The demo's config with its workdir paths filled in."""
     config.data.dir = str(work / "data")
     config.codec.latent_scale = str(work / "latent_scale.npy")
@@ -44,7 +44,7 @@ def prepare_config(config, work: pathlib.Path):
     return config
 
 
-def stage_data(config, work: pathlib.Path, say) -> None:
+def stage_data(config, work: Path, say) -> None:
     from samaudio_jax.data.synth import write_synth_corpus
 
     data = work / "data"
@@ -66,11 +66,11 @@ def stage_data(config, work: pathlib.Path, say) -> None:
     say(f"data: wrote {data} in {time.perf_counter() - t0:.1f} s")
 
 
-def stage_scale(config, work: pathlib.Path, say, batches: int = 16) -> None:
+def stage_scale(config, work: Path, say, batches: int = 16) -> None:
     from samaudio_jax.codec import frames
     from samaudio_jax.data import pipeline
 
-    path = pathlib.Path(config.codec.latent_scale)
+    path = as_path(config.codec.latent_scale)
     if config.codec.kind != "frames":
         config.codec.latent_scale = ""
         return
@@ -91,7 +91,7 @@ def stage_scale(config, work: pathlib.Path, say, batches: int = 16) -> None:
     say(f"scale: measured on {batches * int(config.train.global_batch_size)} mixtures -> {path}")
 
 
-def stage_train(config, work: pathlib.Path, state: dict, say) -> None:
+def stage_train(config, work: Path, state: dict, say) -> None:
     from samaudio_jax.checkpoint.workdir import latest_step
     from samaudio_jax.train.loop import train
 
@@ -197,7 +197,7 @@ def stage_export(config, work, state, separator, step, say) -> None:
     say(f"export: {out} (re-imported: identical outputs)")
 
 
-def summary_table(work: pathlib.Path, state: dict) -> str:
+def summary_table(work: Path, state: dict) -> str:
     tr, ev = state.get("train", {}), state.get("eval", {})
     rows = [
         ("steps", tr.get("final_step")),
@@ -228,7 +228,7 @@ def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=_print_flush
     def say(*args, **_):
         print_fn(" ".join(str(a) for a in args))
 
-    work = pathlib.Path(workdir).absolute()
+    work = as_path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     config = prepare_config(config, work)
     state = _load_state(work)

@@ -6,11 +6,15 @@ takes these paths as they are. Nothing here, or anywhere that uses it, turns a U
 local path (pathlib would make `gs://b/run` the local folder `./gs:/b/run`).
 
 `as_path` is the one door: it keeps URLs as URLs, makes local paths absolute, and names the
-package to install when a URL's backend is missing.
+package to install when a URL's backend is missing. `check_reachable` asks a URL's bucket once
+(per process) whether it can be listed, so an unreachable server or a missing bucket is named
+up front instead of looking like an empty folder (fsspec's exists/is_dir answer False on any
+error, which would make a preempted run start again from step 0).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -22,6 +26,11 @@ PathLike = str | os.PathLike
 
 # scheme -> (importable module, pip package) that fsspec needs for it.
 _BACKENDS = {"gs": ("gcsfs", "gcsfs"), "s3": ("s3fs", "s3fs")}
+# What to check when a bucket cannot be reached, per scheme.
+_HINTS = {
+    "gs": "credentials (gcloud auth application-default login, or GOOGLE_APPLICATION_CREDENTIALS)",
+    "s3": "credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile; AWS_ENDPOINT_URL)",
+}
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
@@ -60,3 +69,47 @@ def as_path(path: PathLike) -> epath.Path:
             f"pip install {package}"
         )
     return epath.Path(text)
+
+
+def _bucket(text: str) -> tuple[str, str]:
+    scheme = url_scheme(text)
+    return scheme, text.split("://", 1)[1].split("/", 1)[0]
+
+
+def check_reachable(path: PathLike) -> None:
+    """For a URL: raises StorageBackendError (one line, naming the URL) when its backend is
+    missing, its server cannot be reached, or its bucket does not exist. Local paths pass."""
+    text = os.fspath(path)
+    if not is_url(text):
+        return
+    as_path(text)  # names the package to install when the backend is missing
+    scheme, bucket = _bucket(text)
+    problem = _bucket_problem(scheme, bucket)
+    if problem is not None:
+        raise StorageBackendError(f"{text}: {problem}")
+
+
+@functools.cache
+def _bucket_problem(scheme: str, bucket: str) -> str | None:
+    """Why scheme://bucket cannot be listed, or None; asked once per process."""
+    import logging
+
+    import fsspec
+
+    # gcsfs logs the traceback of a request out of retries; the error below says it in a line
+    quiet = logging.getLogger(_BACKENDS.get(scheme, (scheme,))[0])
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        fsspec.filesystem(scheme).ls(bucket, detail=False)
+    except FileNotFoundError:
+        return f"bucket {scheme}://{bucket} does not exist (or these credentials cannot see it)"
+    except Exception as err:  # the backends raise their own types (aiohttp, botocore, HTTP)
+        detail = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        return (
+            f"cannot reach {scheme}://{bucket} ({detail}); check the network and "
+            f"{_HINTS.get(scheme, 'credentials')}"
+        )
+    finally:
+        quiet.setLevel(level)
+    return None

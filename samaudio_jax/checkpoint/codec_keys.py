@@ -26,12 +26,13 @@ The map, per release name (i = block index, j = residual unit):
 
 from __future__ import annotations
 
-import os
+import io
 
 import jax
 import numpy as np
 
 from samaudio_jax.codec import dacvae_layers as L
+from samaudio_jax.paths import as_path
 
 PREFIX = "model."
 
@@ -155,13 +156,15 @@ def export_codec_state(codec) -> dict[str, np.ndarray]:
 
 def load_codec_checkpoint(codec, path: str) -> None:
     """Load `audio_codec.*` from a release directory (checkpoint.pt) or a .pt file."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "checkpoint.pt")
-    if not os.path.isfile(path):
+    p = as_path(path)
+    if p.is_dir():
+        p = p / "checkpoint.pt"
+    path = str(p)
+    if not p.is_file():
         raise ValueError(f"codec.checkpoint: no such file {path!r}")
     import torch
 
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = torch.load(io.BytesIO(p.read_bytes()), map_location="cpu", weights_only=True)
     sub = {k[len("audio_codec.") :]: v for k, v in sd.items() if k.startswith("audio_codec.")}
     if not sub:
         raise ValueError(f"codec.checkpoint: {path!r} holds no audio_codec.* keys")

@@ -16,7 +16,6 @@ Import rebuilds the separator from these exactly (the round trip is bit-exact).
 from __future__ import annotations
 
 import json
-import pathlib
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from samaudio_jax.checkpoint.release_config import (
 )
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.io_atomic import atomic_write_text
+from samaudio_jax.paths import Path, as_path
 from samaudio_jax.sample.loading import Separator, _merge, build_separator, flat_params, load_params
 
 EXTENSION = "samaudio_jax"
@@ -66,7 +66,7 @@ def export_state_dict(separator: Separator) -> dict[str, np.ndarray]:
 
 def export_separator(separator: Separator, out_dir) -> list[str]:
     """Writes out_dir/{checkpoint.pt, model.safetensors, config.json} (config.json last)."""
-    out = pathlib.Path(out_dir)
+    out = as_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: np.ascontiguousarray(v) for k, v in export_state_dict(separator).items()}
     written = []
@@ -85,7 +85,7 @@ def export_separator(separator: Separator, out_dir) -> list[str]:
     return written
 
 
-def _config_from_export(directory: pathlib.Path, t5_dir: str | None):
+def _config_from_export(directory: Path, t5_dir: str | None):
     config_file = directory / release_io.CONFIG_FILE
     if not config_file.is_file():
         raise ValueError(
@@ -111,7 +111,7 @@ def _config_from_export(directory: pathlib.Path, t5_dir: str | None):
 def import_separator(directory, aux_dir, t5_dir: str | None = None) -> Separator:
     """A Separator from an export (or release) directory. Files the config must point to
     (the frames codec's latent scale) are written into `aux_dir`."""
-    directory = pathlib.Path(directory)
+    directory = as_path(directory)
     if not directory.is_dir():
         raise ValueError(f"--checkpoint: {directory} is not a directory")
     config = _config_from_export(directory, t5_dir)
@@ -121,7 +121,7 @@ def import_separator(directory, aux_dir, t5_dir: str | None = None) -> Separator
         if LATENT_SCALE_KEY in state:
             from samaudio_jax.codec import frames
 
-            aux = pathlib.Path(aux_dir)
+            aux = as_path(aux_dir)
             aux.mkdir(parents=True, exist_ok=True)
             path = aux / LATENT_SCALE_FILE
             scale = np.asarray(state[LATENT_SCALE_KEY], np.float32)
@@ -131,7 +131,7 @@ def import_separator(directory, aux_dir, t5_dir: str | None = None) -> Separator
                     f"codec.hop_length needs ({config.codec.hop_length},)"
                 )
             frames.save_latent_scale(str(path), scale)
-            config.codec.latent_scale = str(path.absolute())
+            config.codec.latent_scale = str(path)  # as_path made it absolute (or a URL)
         else:
             config.codec.latent_scale = ""
     elif config.codec.kind == "dacvae":

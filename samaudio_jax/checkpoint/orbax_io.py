@@ -5,8 +5,10 @@ One checkpoint step holds three items:
 - `config`: the experiment config as JSON;
 - `data`: the data iterator's state, one file per process (Grain's checkpoint handler).
 
-Orbax writes each step under a temporary name and renames it when complete, so a save that
-was cut short (SIGKILL, lost host) never looks like a checkpoint: `latest_step` skips it
+The directory may be a URL (gs://, s3://): Orbax writes there directly. Locally Orbax writes
+each step under a temporary name and renames it when complete; on GCS (no rename) it writes a
+commit_success.txt last. Either way a save that was cut short (SIGKILL, lost host) never looks
+like a checkpoint: `latest_step` skips it
 and the manager deletes such leftovers when it opens the directory. Restoring takes a
 target of ShapeDtypeStructs with shardings, so a run may resume on another mesh shape.
 
@@ -31,12 +33,13 @@ the directory nor clean the temporary directory of a save that a running trainer
 from __future__ import annotations
 
 import json
-import pathlib
 
 import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
+from samaudio_jax.paths import as_path
 
 # Config fields that may change between a save and a resume (see the module docstring).
 _FREE_FIELDS = (
@@ -139,7 +142,7 @@ class TrainCheckpointer:
         read_only: bool = False,
         allow_changes: tuple[str, ...] = (),
     ):
-        self.directory = pathlib.Path(directory).absolute()
+        self.directory = as_path(directory)  # a URL stays a URL: Orbax writes there
         self.config = config
         self.read_only = read_only
         self.allow_changes = tuple(allow_changes)

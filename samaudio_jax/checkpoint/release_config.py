@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import json
-import pathlib
+import os
 
 import ml_collections
 
 from samaudio_jax.config_schema import model_defaults
+from samaudio_jax.paths import as_path
 
 RELEASE_DEFAULTS = {
     "in_channels": 768,
@@ -103,9 +104,9 @@ def _get(release: dict, section: str | None, field: str):
     return release[field] if section is None else release[section][field]
 
 
-def read_release_config(path: str | pathlib.Path) -> dict:
+def read_release_config(path: str | os.PathLike) -> dict:
     """Reads config.json (a file or a release directory) merged over the release's defaults."""
-    path = pathlib.Path(path)
+    path = as_path(path)
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():

@@ -10,9 +10,10 @@ mismatch is an error naming the key.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
-import pathlib
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,8 +31,9 @@ from samaudio_jax.checkpoint.release_config import (
     release_config_from_model,
 )
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.io_atomic import atomic_write, atomic_write_text
+from samaudio_jax.io_atomic import atomic_write_bytes, atomic_write_stream, atomic_write_text
 from samaudio_jax.model.flow import SAMAudioFlow
+from samaudio_jax.paths import as_path
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,10 @@ def _numpy_to_torch(a: np.ndarray):
     return torch.from_numpy(a)
 
 
-def read_state_dict(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], str]:
-    """The state dict of a release directory (model.safetensors preferred) or of one file."""
-    path = pathlib.Path(path)
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str]:
+    """The state dict of a release directory (model.safetensors preferred) or of one file
+    (local or behind a URL: the file is read into memory, never copied to local disk)."""
+    path = as_path(path)
     if path.is_dir():
         candidates = [path / SAFETENSORS_FILE, path / PT_FILE]
         found = [p for p in candidates if p.is_file()]
@@ -129,35 +132,37 @@ def read_state_dict(path: str | pathlib.Path) -> tuple[dict[str, np.ndarray], st
     if not path.is_file():
         raise FileNotFoundError(f"release checkpoint: no such file: {path}")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        import safetensors.numpy
 
+        data = path.read_bytes()
         try:
-            with safe_open(str(path), framework="numpy") as f:
-                return {k: f.get_tensor(k) for k in f.keys()}, str(path)
-        except (TypeError, ValueError):  # e.g. bfloat16, which plain numpy lacks
-            with safe_open(str(path), framework="pt") as f:
-                return {k: _torch_to_numpy(f.get_tensor(k)) for k in f.keys()}, str(path)
+            return safetensors.numpy.load(data), str(path)
+        except (TypeError, ValueError, KeyError):  # e.g. bfloat16, which numpy lacks
+            import safetensors.torch
+
+            tensors = safetensors.torch.load(data)
+            return {k: _torch_to_numpy(v) for k, v in tensors.items()}, str(path)
     import torch
 
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    obj = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
         raise ValueError(f"{path}: expected a flat torch state_dict (key -> tensor)")
     return {k: _torch_to_numpy(v) for k, v in obj.items()}, str(path)
 
 
-def write_state_dict(state: dict[str, np.ndarray], path: str | pathlib.Path) -> None:
+def write_state_dict(state: dict[str, np.ndarray], path: str | os.PathLike) -> None:
     """Writes `state` as checkpoint.pt (torch.save) or .safetensors, atomically."""
-    path = pathlib.Path(path)
+    path = as_path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         tensors = {k: _numpy_to_torch(v) for k, v in state.items()}
-        atomic_write(path, lambda tmp: save_file(tensors, tmp))
+        atomic_write_bytes(path, save(tensors))
     else:
         import torch
 
         tensors = {k: _numpy_to_torch(v) for k, v in state.items()}
-        atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+        atomic_write_stream(path, lambda f: torch.save(tensors, f))
 
 
 # ----------------------------------------------------------------- flow <-> state dict
@@ -281,7 +286,7 @@ def _split_keys(state: dict[str, np.ndarray], flow_keys_set: set[str], source: s
 
 
 def load_release(
-    path: str | pathlib.Path,
+    path: str | os.PathLike,
     config: ml_collections.ConfigDict | None = None,
     *,
     seed: int = 0,
@@ -297,7 +302,7 @@ def load_release(
     the keys of any other part are reported in `report.skipped`, not dropped silently.
     Returns (model, config of the same kind as given (full when None), report).
     """
-    path = pathlib.Path(path)
+    path = as_path(path)
     config_file = path / CONFIG_FILE if path.is_dir() else path.parent / CONFIG_FILE
     release = read_release_config(config_file)
     if config is None:
@@ -329,7 +334,7 @@ def load_release(
 def save_release(
     model: SAMAudioFlow,
     config: ml_collections.ConfigDict,
-    path: str | pathlib.Path,
+    path: str | os.PathLike,
     formats: Iterable[str] = ("pt",),
     *,
     parts: dict[str, Any] | None = None,
@@ -359,7 +364,7 @@ def save_release(
             name = dtypes if isinstance(dtypes, str) else dtypes.get(k)
             if name is not None:
                 state[k] = _cast(state[k], name)
-    out_dir = pathlib.Path(path)
+    out_dir = as_path(path)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     text = json.dumps(release_config_from_model(m), indent=2) + "\n"

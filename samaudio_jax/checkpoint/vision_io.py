@@ -10,7 +10,6 @@ dtypes. register() plugs both into release_io's part registry.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +18,7 @@ from flax import nnx
 
 from samaudio_jax.checkpoint import release_io, vision_keys
 from samaudio_jax.checkpoint.release_config import read_release_config
+from samaudio_jax.paths import as_path
 from samaudio_jax.vision.pe import PEConfig, PEVisionTower
 
 # Head counts that array shapes cannot tell: release vision_encoder name -> (heads, pool heads).
@@ -176,7 +176,7 @@ def load_vision_tower(path, base: PEConfig | None = None) -> PEVisionTower:
     sub = {k[len(PART_PREFIX) :]: v for k, v in state.items() if k.startswith(PART_PREFIX)}
     if not sub:
         raise KeyError(f"{file}: holds no {PART_PREFIX}* keys (no vision encoder)")
-    p = pathlib.Path(path)
+    p = as_path(path)
     config_file = (p if p.is_dir() else p.parent) / release_io.CONFIG_FILE
     release = read_release_config(config_file) if config_file.is_file() else None
     cfg = pe_config_from_state(sub, release, base, source=file)

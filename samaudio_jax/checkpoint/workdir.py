@@ -10,19 +10,18 @@ the same workdir while `export`, `eval` or `separate` read it.
 
 from __future__ import annotations
 
-import pathlib
-
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
 from samaudio_jax.config_schema import default_config
+from samaudio_jax.paths import Path, as_path
 from samaudio_jax.sample.loading import Separator, _merge, build_separator
 
 
-def _checkpoint_dir(workdir) -> pathlib.Path:
-    return pathlib.Path(workdir).absolute() / "checkpoints"
+def _checkpoint_dir(workdir) -> Path:
+    return as_path(workdir) / "checkpoints"
 
 
 def _reader(directory) -> ocp.CheckpointManager:

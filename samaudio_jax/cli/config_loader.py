@@ -1,23 +1,36 @@
-"""Loads an experiment file from configs/ and applies `--config.a.b=value` overrides."""
+"""Loads an experiment file from configs/ and applies `--config.a.b=value` overrides.
+
+The file may live behind a URL (e.g. the config.py that `import` writes into a gs://
+workdir): its text is read and run as a module whose __file__ is the URL.
+"""
 
 from __future__ import annotations
 
 import ast
 import importlib.util
 import math
-import pathlib
+import os
+import types
 
 import ml_collections
 
+from samaudio_jax.paths import as_path, is_url
 
-def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+
+def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
     """Imports `path` and returns its get_config()."""
-    path = pathlib.Path(path)
+    path = as_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--config: no such config file: {path}")
-    spec = importlib.util.spec_from_file_location(f"_samaudio_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    name = f"_samaudio_config_{path.stem}"
+    if is_url(path):
+        module = types.ModuleType(name)
+        module.__file__ = str(path)
+        exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
+    else:
+        spec = importlib.util.spec_from_file_location(name, os.fspath(path))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ValueError(f"--config: {path} defines no get_config()")
     return module.get_config()
@@ -88,6 +101,6 @@ def apply_overrides(
 
 
 def load_config(
-    path: str | pathlib.Path, overrides: list[str] | None = None
+    path: str | os.PathLike, overrides: list[str] | None = None
 ) -> ml_collections.ConfigDict:
     return apply_overrides(load_config_file(path), overrides or [])

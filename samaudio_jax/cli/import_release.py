@@ -8,10 +8,10 @@ for `train --config`) and, for the frames codec, latent_scale.npy. Fine-tune wit
 
 from __future__ import annotations
 
-import pathlib
 import sys
 
 from samaudio_jax.io_atomic import atomic_write_text
+from samaudio_jax.paths import Path, as_path
 
 
 def add_arguments(parser) -> None:
@@ -25,7 +25,7 @@ def run(args, overrides) -> int:
     from samaudio_jax.checkpoint.workdir import write_step0_checkpoint
     from samaudio_jax.sample.loading import save_separator
 
-    work = pathlib.Path(args.workdir).absolute()
+    work = as_path(args.workdir)
     if (work / "checkpoints").is_dir() and any((work / "checkpoints").iterdir()):
         print(f"error: --workdir: {work} already holds checkpoints", file=sys.stderr)
         return 2
@@ -47,15 +47,14 @@ def run(args, overrides) -> int:
 
 CONFIG_PY = '''"""The config of the checkpoint imported here (written by `samaudio-jax import`)."""
 
-import pathlib
-
+from samaudio_jax.paths import as_path
 from samaudio_jax.sample.loading import config_from_json
 
 
 def get_config():
-    return config_from_json(pathlib.Path(__file__).parent / "separator" / "config.json")
+    return config_from_json(as_path(__file__).parent / "separator" / "config.json")
 '''
 
 
-def _write_config_py(work: pathlib.Path) -> None:
+def _write_config_py(work: Path) -> None:
     atomic_write_text(work / "config.py", CONFIG_PY)

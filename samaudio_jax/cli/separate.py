@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
+import os
 import sys
 
-from samaudio_jax.io_atomic import atomic_write
+from samaudio_jax.io_atomic import atomic_write_stream
+from samaudio_jax.paths import Path, as_path, is_url
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
@@ -68,7 +69,7 @@ def parse_span(text: str) -> tuple[str, float, float]:
         raise ValueError(f"--span {text!r}: START and END must be numbers (seconds)") from None
 
 
-def read_manifest(path: pathlib.Path) -> list[dict]:
+def read_manifest(path: Path) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"--manifest: no such file: {path}")
     jobs = []
@@ -81,9 +82,7 @@ def read_manifest(path: pathlib.Path) -> list[dict]:
             raise ValueError(f"{path}:{n}: not valid JSON ({err})") from None
         if not isinstance(row, dict) or "input" not in row or "description" not in row:
             raise ValueError(f"{path}:{n}: expected an object with 'input' and 'description'")
-        audio = pathlib.Path(row["input"])
-        if not audio.is_absolute():
-            audio = path.parent / audio
+        audio = _relative(path, row["input"])
         spans = [tuple(s) for s in row.get("spans") or []]
         video, mask = (_relative(path, row.get(k)) for k in ("video", "mask"))
         if mask is not None and video is None:
@@ -103,11 +102,12 @@ def read_manifest(path: pathlib.Path) -> list[dict]:
     return jobs
 
 
-def _relative(manifest: pathlib.Path, value) -> pathlib.Path | None:
+def _relative(manifest: Path, value) -> Path | None:
+    """A row's path: URLs and absolute paths as they are, others beside the manifest."""
     if not value:
         return None
-    p = pathlib.Path(value)
-    return p if p.is_absolute() else manifest.parent / p
+    value = str(value)
+    return as_path(value) if is_url(value) or os.path.isabs(value) else manifest.parent / value
 
 
 def collect_jobs(args) -> list[dict]:
@@ -119,10 +119,10 @@ def collect_jobs(args) -> list[dict]:
     if args.manifest:
         if video:
             raise ValueError("--video: not with --manifest (give 'video' in its rows)")
-        return read_manifest(pathlib.Path(args.manifest))
+        return read_manifest(as_path(args.manifest))
     if args.description is None:
         raise ValueError("--description: required with --input (what to separate)")
-    source = pathlib.Path(args.input)
+    source = as_path(args.input)
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
@@ -136,7 +136,7 @@ def collect_jobs(args) -> list[dict]:
     if not source.is_file():
         raise ValueError(f"--input: no such file or folder: {source}")
     for flag, value in (("--video", video), ("--mask", mask)):
-        if value and not pathlib.Path(value).is_file():
+        if value and not as_path(value).is_file():
             raise ValueError(f"{flag}: no such file: {value}")
     return [
         dict(
@@ -144,8 +144,8 @@ def collect_jobs(args) -> list[dict]:
             description=args.description,
             spans=spans,
             name=None,
-            video=video and pathlib.Path(video),
-            mask=mask and pathlib.Path(mask),
+            video=video and as_path(video),
+            mask=mask and as_path(mask),
         )
     ]
 
@@ -164,7 +164,7 @@ def spectrogram_db(wav, nfft: int, hop: int, floor: float = 1e-12):
     return 10.0 * np.log10(np.maximum(power, floor)).T
 
 
-def save_spectrograms(path: pathlib.Path, mixture, target, residual, sample_rate: int) -> None:
+def save_spectrograms(path: Path, mixture, target, residual, sample_rate: int) -> None:
     """A PNG with the spectrograms of mixture, target and residual (written atomically)."""
     import matplotlib
 
@@ -193,7 +193,7 @@ def save_spectrograms(path: pathlib.Path, mixture, target, residual, sample_rate
     axes[-1].set_xlabel("seconds")
     fig.tight_layout()
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100), suffix=".png")
+        atomic_write_stream(path, lambda f: fig.savefig(f, dpi=100, format="png"))
     finally:
         plt.close(fig)
 
@@ -229,7 +229,7 @@ def _run(args, overrides) -> int:
     if args.cache_dir is not None:
         options["cache_dir"] = args.cache_dir
     rate = separator.codec.sample_rate
-    out = pathlib.Path(args.out)
+    out = as_path(args.out)
     key = jax.random.key(args.seed)
     bar = None
 

@@ -10,13 +10,13 @@ vision_encoder.*); sizes and numerics from config.vision.
 from __future__ import annotations
 
 import math
-import pathlib
 
 import numpy as np
 
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.io_atomic import atomic_write
+from samaudio_jax.io_atomic import atomic_write_stream
+from samaudio_jax.paths import as_path
 
 
 def add_arguments(parser) -> None:
@@ -47,7 +47,7 @@ def run(args, overrides) -> int:
     feats = np.asarray(
         clip_features(encoder, video, frames, args.mask or None, hop_length=hop, sample_rate=rate)
     )
-    out = pathlib.Path(args.out)
-    atomic_write(out, lambda tmp: np.save(tmp, feats.astype(np.float32)), suffix=".npy")
+    out = as_path(args.out)
+    atomic_write_stream(out, lambda f: np.save(f, feats.astype(np.float32)))
     print(f"video-features: {feats.shape[0]} frames x {feats.shape[1]} -> {out}")
     return 0

@@ -13,7 +13,6 @@ The demo recipe that learned well: 8 kHz, hop 128 (64 tokens x 128 per ~1 s), sc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 import jax
@@ -21,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from samaudio_jax.codec.base import Codec, CodecWeight, check_waveform
-from samaudio_jax.io_atomic import atomic_write
+from samaudio_jax.io_atomic import atomic_write_stream
+from samaudio_jax.paths import as_path
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -116,13 +116,14 @@ def save_latent_scale(path: str, scale: np.ndarray) -> None:
     """Write the per-bin scale to a .npy file atomically (temp name + rename)."""
     arr = np.asarray(scale, np.float32)
     _checked_scale(arr, arr.shape[0] if arr.ndim == 1 else -1, "scale")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    atomic_write(path, lambda tmp: np.save(tmp, arr), suffix=".tmp.npy")
+    as_path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_stream(path, lambda f: np.save(f, arr))
 
 
 def load_latent_scale(path: str, hop_length: int) -> np.ndarray:
     """Read a per-bin scale saved by `save_latent_scale`; checks it matches hop_length."""
-    if not os.path.isfile(path):
+    if not as_path(path).is_file():
         raise ValueError(f"codec.latent_scale: no such file {path!r}")
-    return _checked_scale(np.load(path), hop_length, f"codec.latent_scale ({path})")
+    with as_path(path).open("rb") as f:
+        scale = np.load(f)
+    return _checked_scale(scale, hop_length, f"codec.latent_scale ({path})")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 import tempfile
 
 import numpy as np
 
 from samaudio_jax.eval.metrics import sdr, si_sdr, si_sdr_improvement
 from samaudio_jax.io_atomic import atomic_write_text
+from samaudio_jax.paths import as_path
 
 EVAL_SEED = 1234
 
@@ -143,7 +143,7 @@ def format_table(summary: dict) -> str:
 
 
 def write_json(path, summary: dict) -> None:
-    path = pathlib.Path(path)
+    path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(summary, indent=2))
 
@@ -155,7 +155,7 @@ def load_for_eval(checkpoint, aux_dir=None, t5_dir=None):
     from samaudio_jax.checkpoint.workdir import separator_from_workdir
     from samaudio_jax.sample.loading import load_separator
 
-    path = pathlib.Path(checkpoint)
+    path = as_path(checkpoint)
     if (path / "checkpoints").is_dir():
         return separator_from_workdir(path)[0]
     config_file = path / "config.json"

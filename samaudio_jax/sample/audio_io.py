@@ -1,5 +1,6 @@
 """Reading inputs for separation (any rate, any channels -> mono at the codec rate) and
-writing results (atomic WAV writes).
+writing results (atomic WAV writes). Paths may be URLs (gs://, s3://): a file is read into
+memory and a result uploaded in one piece, with no local copy.
 
 An input is a path (anything libsndfile reads), a numpy array at the codec's rate
 ((samples,) or (channels, samples)), or a pair (array, sample_rate). Multichannel audio is
@@ -8,14 +9,15 @@ averaged to mono; other rates are resampled with soxr (high quality).
 
 from __future__ import annotations
 
+import io
 import os
-import pathlib
 
 import numpy as np
 import soundfile
 import soxr
 
-from samaudio_jax.io_atomic import atomic_write
+from samaudio_jax.io_atomic import atomic_write_stream
+from samaudio_jax.paths import as_path
 
 AudioInput = str | os.PathLike | np.ndarray | tuple[np.ndarray, int]
 
@@ -43,12 +45,14 @@ def resample(wav: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
 def load_audio(item: AudioInput, target_rate: int, where: str = "audio") -> np.ndarray:
     """One input as mono float32 at `target_rate`; ValueError naming `where` when unusable."""
     if isinstance(item, (str, os.PathLike)):
-        path = pathlib.Path(item)
+        path = as_path(item)
         where = f"{where} ({path})"
         if not path.is_file():
             raise ValueError(f"{where}: no such file")
         try:
-            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+            data, rate = soundfile.read(
+                io.BytesIO(path.read_bytes()), dtype="float32", always_2d=True
+            )
         except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
             raise ValueError(f"{where}: not a readable audio file ({err})") from None
         wav = to_mono(data.T, where)
@@ -73,11 +77,9 @@ def load_audio(item: AudioInput, target_rate: int, where: str = "audio") -> np.n
 
 def write_wav(path: str | os.PathLike, wav: np.ndarray, sample_rate: int) -> None:
     """Writes a mono float32 WAV atomically (temporary name in the same folder, then rename)."""
-    path = pathlib.Path(path)
+    path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(wav, np.float32)
-    atomic_write(
-        path,
-        lambda tmp: soundfile.write(tmp, data, sample_rate, subtype="FLOAT"),
-        suffix=".tmp.wav",
+    atomic_write_stream(
+        path, lambda f: soundfile.write(f, data, sample_rate, format="WAV", subtype="FLOAT")
     )

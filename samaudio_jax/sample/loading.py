@@ -20,17 +20,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pathlib
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, save
 
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.io_atomic import atomic_write, atomic_write_text
+from samaudio_jax.io_atomic import atomic_write_bytes, atomic_write_text
+from samaudio_jax.paths import as_path
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -60,7 +60,7 @@ def _merge(base: ml_collections.ConfigDict, update: dict, where: str) -> None:
 
 def config_from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
     """Reads config.json onto the default config (so older files gain new fields)."""
-    path = pathlib.Path(path)
+    path = as_path(path)
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -208,7 +208,7 @@ def build_separator(config: ml_collections.ConfigDict, seed: int = 0) -> Separat
 
 def load_separator(checkpoint_dir: str | os.PathLike) -> Separator:
     """Loads a separator directory (see the module docstring for the contract)."""
-    directory = pathlib.Path(checkpoint_dir)
+    directory = as_path(checkpoint_dir)
     if not directory.is_dir():
         raise ValueError(f"--checkpoint: {directory} is not a directory")
     config_path = directory / CONFIG_FILE
@@ -229,20 +229,18 @@ def load_separator(checkpoint_dir: str | os.PathLike) -> Separator:
             "trained weights live there"
         )
     separator = build_separator(config)
-    load_params(separator.model, load_file(str(model_path)), str(model_path))
+    load_params(separator.model, load(model_path.read_bytes()), str(model_path))
     if config.text.kind == "small":
-        load_params(separator.text_encoder, load_file(str(text_path)), str(text_path))
+        load_params(separator.text_encoder, load(text_path.read_bytes()), str(text_path))
     return separator
 
 
 def save_separator(directory: str | os.PathLike, separator: Separator) -> None:
     """Writes the separator directory; each file atomically, config.json last."""
-    directory = pathlib.Path(directory)
+    directory = as_path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / MODEL_FILE, lambda p: save_file(flat_params(separator.model), p))
+    atomic_write_bytes(directory / MODEL_FILE, save(flat_params(separator.model)))
     if separator.config.text.kind == "small" and separator.text_encoder is not None:
-        atomic_write(
-            directory / TEXT_FILE, lambda p: save_file(flat_params(separator.text_encoder), p)
-        )
+        atomic_write_bytes(directory / TEXT_FILE, save(flat_params(separator.text_encoder)))
     text = separator.config.to_json(indent=2)
     atomic_write_text(directory / CONFIG_FILE, text)

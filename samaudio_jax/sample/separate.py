@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import pathlib
 from collections.abc import Callable, Sequence
 
 import jax
@@ -46,6 +45,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from samaudio_jax.data.spans import validate_spans
+from samaudio_jax.paths import as_path
 from samaudio_jax.sample import audio_io, batching, long_audio, rankers, solvers
 
 DEFAULT_CACHE_DIR = os.path.join(
@@ -67,10 +67,11 @@ def enable_compilation_cache(cache_dir: str | os.PathLike | None = "default") ->
         return jax.config.jax_compilation_cache_dir
     if not cache_dir or str(cache_dir).lower() == "none":
         return None
-    pathlib.Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    path = as_path(cache_dir)  # JAX's cache reads and writes URLs through etils.epath too
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", os.fspath(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    return str(cache_dir)
+    return os.fspath(path)
 
 
 @dataclasses.dataclass

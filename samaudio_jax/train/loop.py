@@ -348,6 +348,7 @@ def _train_locked(
             if preempt or step % int(config.train.checkpoint_every) == 0 or step == total:
                 _check_finite(pending, last_good)
                 ckpt.save(step, state, source, force=True)
+                writer.flush()
                 last_good = step
             if preempt:
                 ckpt.wait_until_finished()

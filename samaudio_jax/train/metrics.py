@@ -1,5 +1,8 @@
 """Training metrics: throughput, estimated MFU, the progress line, JSONL and TensorBoard.
 
+metrics.jsonl and tb/ live in the workdir, local or behind a URL (see io_append: a URL's
+files are uploaded whole, at most every `flush_secs`, and at close).
+
 MFU = (FLOPs of one compiled step per device, from XLA's cost_analysis) x steps/s / the
 device's peak dense bf16 FLOP/s (table below; override with config.train.peak_flops).
 """
@@ -7,7 +10,9 @@ device's peak dense bf16 FLOP/s (table below; override with config.train.peak_fl
 from __future__ import annotations
 
 import json
-import pathlib
+
+from samaudio_jax.io_append import AppendFile
+from samaudio_jax.paths import as_path
 
 # Peak dense bf16 FLOP/s per chip, matched against jax Device.device_kind (lower case).
 PEAK_FLOPS = (
@@ -67,26 +72,34 @@ def progress_line(step: int, total: int, m: dict) -> str:
 class MetricsWriter:
     """metrics.jsonl (one JSON object per logged step) and TensorBoard scalars in tb/."""
 
-    def __init__(self, workdir, enabled: bool = True):
+    def __init__(self, workdir, enabled: bool = True, flush_secs: float = 30.0):
         self.enabled = enabled
-        self.path = pathlib.Path(workdir) / "metrics.jsonl"
-        self._tb = None
+        self.path = as_path(workdir) / "metrics.jsonl"
+        self._tb = self._file = None
         if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            from tensorboardX import SummaryWriter
+            from samaudio_jax.train.tb_events import EventsWriter
 
-            self._tb = SummaryWriter(str(pathlib.Path(workdir) / "tb"))
+            self._file = AppendFile(self.path, flush_secs=flush_secs)
+            self._tb = EventsWriter(as_path(workdir) / "tb", flush_secs=flush_secs)
 
     def write(self, step: int, metrics: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **metrics}) + "\n")
+        self._file.write((json.dumps({"step": step, **metrics}) + "\n").encode())
         for k, v in metrics.items():
             if isinstance(v, (int, float)):
                 self._tb.add_scalar(f"train/{k}", v, step)
 
+    def flush(self) -> None:
+        """Uploads what a URL's files hold so far (done at each checkpoint: the log then
+        survives wherever the checkpoint does)."""
+        if self._file is not None:
+            self._file.flush()
+            self._tb.flush()
+
     def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
         if self._tb is not None:
             self._tb.close()
 
@@ -94,7 +107,7 @@ class MetricsWriter:
 def read_losses(workdir) -> dict[int, float]:
     """step -> loss from metrics.jsonl; a step logged twice (re-run after resume) keeps the last."""
     out = {}
-    path = pathlib.Path(workdir) / "metrics.jsonl"
+    path = as_path(workdir) / "metrics.jsonl"
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
