@@ -1,5 +1,6 @@
-"""A training run whose workdir (and compilation cache) lives in a gs:// bucket on a real GCS
-server, end to end: train, SIGKILL after a checkpoint exists, resume to the end, export to
+"""A training run whose data, workdir and compilation cache live in a gs:// bucket on a real
+GCS server, end to end: synth shards into the bucket, train on them, SIGKILL after a
+checkpoint exists, resume to the end, export to
 the bucket, import and load it back; nothing is written to local disk (cwd, HOME and TMPDIR
 of every command stay empty, and no `gs:` folder appears) and every output is an object in
 the bucket."""
@@ -17,9 +18,17 @@ from train_testlib import REPO, TINY, subprocess_env
 STEPS = 24
 
 
+SYNTH = [
+    "--config.data.synth.train_per_class=2",
+    "--config.data.synth.test_per_class=1",
+    "--config.data.synth.classes=('tone', 'noise')",
+    "--config.data.synth.clip_seconds=0.25",
+]
+
+
 def data_flags(bucket: str) -> list[str]:
-    """Where the run's data comes from (TINY trains on synthetic batches)."""
-    return ["--config.train.synthetic_data=true"]
+    """The run reads the Grain pipeline over the shards that `synth` wrote to the bucket."""
+    return [f"--config.data.dir={bucket}/data", "--config.train.synthetic_data=false"]
 
 
 def _cli(args, env, cwd, **kw) -> subprocess.Popen:
@@ -62,6 +71,11 @@ def test_train_kill_resume_export_import_all_in_the_bucket(gcs_server, gcs_bucke
         JAX_COMPILATION_CACHE_DIR=f"{gcs_bucket}/xla-cache",
     )
     env.pop("XDG_CACHE_HOME", None)
+    # The corpus: ArrayRecord shards written straight into the bucket.
+    tiny = ["--config", str(REPO / "configs" / "tiny.py")]
+    out = _run(["synth", "--out", f"{gcs_bucket}/data", *tiny, *SYNTH], env, local["cwd"])
+    assert "synth train: wrote 4 examples" in out, out[-4000:]
+
     run = f"{gcs_bucket}/run"
     train = [
         "train",
@@ -108,6 +122,8 @@ def test_train_kill_resume_export_import_all_in_the_bucket(gcs_server, gcs_bucke
 
     names = gcs_server.list_objects(gcs_bucket)
     for name in (
+        "data/train/index.json",
+        "run/checkpoints/%d/data/process_0-of-1.json" % STEPS,
         "run/metrics.jsonl",
         "export/config.json",
         "export/checkpoint.pt",
