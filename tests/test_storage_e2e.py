@@ -123,7 +123,7 @@ def test_train_kill_resume_export_import_all_in_the_bucket(gcs_server, gcs_bucke
     names = gcs_server.list_objects(gcs_bucket)
     for name in (
         "data/train/index.json",
-        "run/checkpoints/%d/data/process_0-of-1.json" % STEPS,
+        f"run/checkpoints/{STEPS}/data/process_0-of-1.json",
         "run/metrics.jsonl",
         "export/config.json",
         "export/checkpoint.pt",
