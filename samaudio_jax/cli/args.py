@@ -7,6 +7,8 @@ import argparse
 import sys
 from types import ModuleType
 
+from samaudio_jax.config_checks import ConfigError
+
 
 def parse_with_overrides(
     parser: argparse.ArgumentParser, argv: list[str] | None
@@ -27,4 +29,14 @@ def run_standalone(command: ModuleType, prog: str, argv: list[str] | None = None
     parser = argparse.ArgumentParser(prog=prog, description=command.__doc__.splitlines()[0])
     command.add_arguments(parser)
     args, overrides = parse_with_overrides(parser, sys.argv[1:] if argv is None else argv)
-    return command.run(args, overrides)
+    return report_config_errors(command.run, args, overrides)
+
+
+def report_config_errors(run, args: argparse.Namespace, overrides: list[str]) -> int:
+    """`run(args, overrides)`; a bad config (missing file, bad override, value out of range)
+    becomes one line on stderr and exit status 2, whichever command loaded it."""
+    try:
+        return int(run(args, overrides) or 0)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2

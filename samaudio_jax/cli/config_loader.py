@@ -8,17 +8,19 @@ import pathlib
 
 import ml_collections
 
+from samaudio_jax.config_checks import ConfigError, ConfigFileError, validate_config
+
 
 def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
     """Imports `path` and returns its get_config()."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--config: no such config file: {path}")
+        raise ConfigFileError(f"--config: no such config file: {path}")
     spec = importlib.util.spec_from_file_location(f"_samaudio_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise ValueError(f"--config: {path} defines no get_config()")
+        raise ConfigError(f"--config: {path} defines no get_config()")
     return module.get_config()
 
 
@@ -58,7 +60,7 @@ def apply_overrides(
     for item in overrides:
         text = item[2:] if item.startswith("--") else item
         if not text.startswith("config.") or "=" not in text:
-            raise ValueError(
+            raise ConfigError(
                 f"unrecognised argument {item!r}; overrides look like --config.model.dim=128"
             )
         key, raw = text[len("config.") :].split("=", 1)
@@ -66,14 +68,23 @@ def apply_overrides(
         node = config
         for i, part in enumerate(parts[:-1]):
             if part not in node:
-                raise ValueError(
+                raise ConfigError(
                     f"--config.{key}: no field {'.'.join(parts[: i + 1])!r} in the config"
                 )
             node = node[part]
         leaf = parts[-1]
         if leaf not in node:
-            raise ValueError(f"--config.{key}: no field {key!r} in the config")
-        node[leaf] = _coerce(raw, node[leaf], key)
+            raise ConfigError(f"--config.{key}: no field {key!r} in the config")
+        current = node[leaf]
+        try:
+            node[leaf] = _coerce(raw, current, key)
+        except (ValueError, TypeError) as err:
+            # One error type for every bad override, so that each command reports it as
+            # one line (cli/args.py) whatever _coerce found wrong.
+            if isinstance(err, TypeError):  # e.g. tuple(5): a number where a pair belongs
+                err = f"--config.{key}: expected a value like {current!r}, got {raw!r}"
+            raise ConfigError(str(err)) from None
+    validate_config(config)
     return config
 
 

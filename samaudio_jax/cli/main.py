@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from samaudio_jax.cli.args import parse_with_overrides
+from samaudio_jax.cli.args import parse_with_overrides, report_config_errors
 
 COMMANDS = {
     "info": (
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(command if command in COMMANDS else None)
     args, overrides = parse_with_overrides(parser, argv)
     module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args, overrides) or 0)
+    return report_config_errors(module.run, args, overrides)
 
 
 if __name__ == "__main__":
