@@ -2,8 +2,10 @@
 numbers, probabilities), run once a config is loaded and overridden, before any command
 reads a file or writes one. Each failure is a ConfigError naming the field.
 
-Only the `data` and `sample` sections are checked here; a value that passes may still be
-refused later by the code that uses it (e.g. a codec whose rates do not match its hop).
+Checked: the sizes of model, codec and text encoder, the data pipeline, training counts and rates,
+sampling, and the mesh's axis sizes and rules. A value that passes may still be refused
+later by the code that uses it (a codec whose rates do not match its hop, a mesh that does
+not fit the devices found at run time), also by name.
 """
 
 from __future__ import annotations
@@ -118,10 +120,85 @@ def validate_sample_fields(sample) -> None:
         )
 
 
+def validate_model_fields(model) -> None:
+    """config.model: widths, depth and heads (dim must split into num_heads)."""
+    where = "model"
+    for name in ("dim", "num_layers", "num_heads", "latent_dim", "out_channels", "in_channels"):
+        _at_least(model, name, where, 1)
+    if model.dim % model.num_heads:
+        raise ConfigError(
+            f"config.model.dim: {model.dim} does not split into "
+            f"config.model.num_heads {model.num_heads} heads"
+        )
+    _probability(model, "dropout", where)
+
+
+def validate_codec_fields(codec) -> None:
+    """config.codec: sample rate and hop."""
+    for name in ("sample_rate", "hop_length", "latent_dim"):
+        _at_least(codec, name, "codec", 1)
+
+
+def validate_text_fields(text) -> None:
+    """config.text: lengths, and the sizes of the small trainable encoder."""
+    _at_least(text, "max_length", "text", 1)
+    if "small" in text:
+        small = text.small
+        for name in ("dim", "num_layers", "num_heads", "max_length", "mlp_ratio"):
+            _at_least(small, name, "text.small", 1)
+        if small.dim % small.num_heads:
+            raise ConfigError(
+                f"config.text.small.dim: {small.dim} does not split into "
+                f"config.text.small.num_heads {small.num_heads} heads"
+            )
+
+
+def validate_train_fields(train) -> None:
+    """config.train: counts and the batch (finite learning-rate-like values are checked as
+    overrides are read)."""
+    where = "train"
+    _at_least(train, "steps", where, 0)
+    for name in ("global_batch_size", "grad_accum_steps", "checkpoint_every"):
+        _at_least(train, name, where, 1)
+    _at_least(train, "warmup_steps", where, 0)
+    _probability(train, "cond_dropout", where)
+
+
+def validate_mesh_fields(mesh) -> None:
+    """config.mesh: axis sizes (positive, or -1 = fill within a slice) and the rules'
+    shape, (logical name, None | mesh axis | tuple of mesh axes) each."""
+    for name in ("data", "fsdp", "tensor"):
+        size = _number(mesh, name, "mesh", integer=True)
+        if size == 0 or size < -1:
+            raise ConfigError(f"config.mesh.{name}: expected a positive size or -1, got {size}")
+    for name in ("dcn_data", "dcn_fsdp", "dcn_tensor"):
+        _at_least(mesh, name, "mesh", 1)
+    for i, rule in enumerate(mesh.rules):
+        axes = rule[1] if isinstance(rule, (tuple, list)) and len(rule) == 2 else 0
+        if isinstance(axes, (tuple, list)):
+            ok = all(isinstance(a, str) for a in axes)
+        else:
+            ok = axes is None or isinstance(axes, str)
+        if not (ok and isinstance(rule[0], str)):
+            raise ConfigError(
+                f"config.mesh.rules[{i}]: expected (logical_name, mesh_axes), got {rule!r}"
+            )
+
+
+_SECTIONS = {
+    "model": validate_model_fields,
+    "codec": validate_codec_fields,
+    "text": validate_text_fields,
+    "data": validate_data_fields,
+    "train": validate_train_fields,
+    "sample": validate_sample_fields,
+    "mesh": validate_mesh_fields,
+}
+
+
 def validate_config(config) -> None:
     """Every check above on the sections `config` has (a separator's saved config may
     lack some)."""
-    if "data" in config:
-        validate_data_fields(config.data)
-    if "sample" in config:
-        validate_sample_fields(config.sample)
+    for section, check in _SECTIONS.items():
+        if section in config:
+            check(config[section])

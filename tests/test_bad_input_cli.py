@@ -77,6 +77,12 @@ def clip(tmp_path):
         ("sample.overlap_seconds=30", "config.sample.overlap_seconds: 30.0 must be less than"),
         ("codec.encoder_rates=5", "--config.codec.encoder_rates: expected a value like"),
         ("model.dim=wide", "--config.model.dim: expected an integer"),
+        ("model.dim=65", "config.model.dim: 65 does not split into config.model.num_heads 4"),
+        ("codec.hop_length=0", "config.codec.hop_length: expected >= 1, got 0"),
+        ("text.small.num_heads=0", "config.text.small.num_heads: expected >= 1, got 0"),
+        ("train.global_batch_size=0", "config.train.global_batch_size: expected >= 1"),
+        ("mesh.data=0", "config.mesh.data: expected a positive size or -1, got 0"),
+        ("mesh.rules=(('batch', 5),)", "config.mesh.rules[0]: expected (logical_name, mesh_axes)"),
         ("nosuch.field=1", "--config.nosuch.field: no field 'nosuch'"),
     ],
 )
@@ -100,6 +106,15 @@ def test_missing_config_file_is_one_line_error(tmp_path, clip):
     )
     assert_one_line_error(result, "--config: no such config file: /no.py")
     assert not (tmp_path / "o").exists()
+
+
+def test_synth_refuses_an_unknown_sound_class_before_writing(tmp_path):
+    result = cli(
+        "synth", "--out", tmp_path / "corpus", "--config", TINY,
+        "--config.data.synth.classes=('tone', 'bogus')",
+    )  # fmt: skip
+    assert_one_line_error(result, "config.data.synth.classes: unknown sound class 'bogus'")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,9 @@ warning when empty).
 from __future__ import annotations
 
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
+from samaudio_jax.config_checks import ConfigError
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.data.synth import SynthVideo, write_synth_corpus
+from samaudio_jax.data.synth import SOUND_CLASSES, SynthVideo, write_synth_corpus
 
 
 def add_arguments(parser) -> None:
@@ -30,6 +31,12 @@ def run(args, overrides) -> int:
     if not args.config:
         apply_overrides(config, overrides)
     data, synth = config.data, config.data.synth
+    for name in synth.classes:
+        if name not in SOUND_CLASSES:
+            raise ConfigError(
+                f"config.data.synth.classes: unknown sound class {name!r}; "
+                f"known: {sorted(SOUND_CLASSES)}"
+            )
     video = encoder = hop = None
     if args.video or synth.video:
         video = SynthVideo(size=int(synth.video_size), fps=float(synth.video_fps))
