@@ -12,6 +12,7 @@ import argparse
 import sys
 from types import ModuleType
 
+from samaudio_jax.config_checks import ConfigError
 from samaudio_jax.paths import StorageBackendError, check_reachable, is_url
 
 
@@ -37,12 +38,14 @@ def argument_urls(args: argparse.Namespace, overrides: list[str]) -> list[str]:
 
 
 def run_command(command: ModuleType, args: argparse.Namespace, overrides: list[str]) -> int:
-    """Checks the arguments' URLs, then runs the command; storage errors as one line."""
+    """Checks the arguments' URLs, then runs the command. A storage error or a bad config
+    (missing file, bad override, value out of range) becomes one line on stderr and exit
+    status 2, whichever command met it."""
     try:
         for url in argument_urls(args, overrides):
             check_reachable(url)
         return int(command.run(args, overrides) or 0)
-    except StorageBackendError as err:
+    except (StorageBackendError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
 

@@ -14,6 +14,7 @@ import types
 
 import ml_collections
 
+from samaudio_jax.config_checks import ConfigError, ConfigFileError, validate_config
 from samaudio_jax.paths import as_path, is_url
 
 
@@ -21,7 +22,7 @@ def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
     """Imports `path` and returns its get_config()."""
     path = as_path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--config: no such config file: {path}")
+        raise ConfigFileError(f"--config: no such config file: {path}")
     name = f"_samaudio_config_{path.stem}"
     if is_url(path):
         module = types.ModuleType(name)
@@ -32,7 +33,7 @@ def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
-        raise ValueError(f"--config: {path} defines no get_config()")
+        raise ConfigError(f"--config: {path} defines no get_config()")
     return module.get_config()
 
 
@@ -64,10 +65,12 @@ def _coerce(raw: str, current, name: str):
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             raise ValueError(
-                f"--config.{name}: expected a tuple like (1, 2), got {raw!r}"
+                f"--config.{name}: expected a value like {tuple(current)!r}, got {raw!r}"
             ) from None
         if not isinstance(value, (tuple, list)):
-            raise ValueError(f"--config.{name}: expected a tuple like (1, 2), got {raw!r}")
+            raise ValueError(
+                f"--config.{name}: expected a value like {tuple(current)!r}, got {raw!r}"
+            )
         if any(isinstance(v, float) and not math.isfinite(v) for v in value):
             raise ValueError(f"--config.{name}: expected finite numbers, got {raw!r}")
         return type(current)(value)
@@ -81,7 +84,7 @@ def apply_overrides(
     for item in overrides:
         text = item[2:] if item.startswith("--") else item
         if not text.startswith("config.") or "=" not in text:
-            raise ValueError(
+            raise ConfigError(
                 f"unrecognised argument {item!r}; overrides look like --config.model.dim=128"
             )
         key, raw = text[len("config.") :].split("=", 1)
@@ -89,14 +92,23 @@ def apply_overrides(
         node = config
         for i, part in enumerate(parts[:-1]):
             if part not in node:
-                raise ValueError(
+                raise ConfigError(
                     f"--config.{key}: no field {'.'.join(parts[: i + 1])!r} in the config"
                 )
             node = node[part]
         leaf = parts[-1]
         if leaf not in node:
-            raise ValueError(f"--config.{key}: no field {key!r} in the config")
-        node[leaf] = _coerce(raw, node[leaf], key)
+            raise ConfigError(f"--config.{key}: no field {key!r} in the config")
+        current = node[leaf]
+        try:
+            node[leaf] = _coerce(raw, current, key)
+        except (ValueError, TypeError) as err:
+            # One error type for every bad override, so that each command reports it as
+            # one line (cli/args.py) whatever _coerce found wrong.
+            if isinstance(err, TypeError):  # e.g. tuple(5): a number where a pair belongs
+                err = f"--config.{key}: expected a value like {current!r}, got {raw!r}"
+            raise ConfigError(str(err)) from None
+    validate_config(config)
     return config
 
 

@@ -7,8 +7,12 @@ writes OUT/target.wav, OUT/residual.wav and OUT/spectrograms.png (mixture, targe
 Batch mode: --input FOLDER (every audio file in it, one description for all) or
 --manifest FILE.jsonl (one JSON object a line: {"input": path, "description": text,
 "spans": [["+", 1.0, 2.5], ...], "video": optional, "mask": optional, "name": optional
-output folder name}); results go to
-OUT/<name or file stem>/. --config.sample.x=y overrides sampling fields of the loaded config.
+output folder name}); results go to OUT/<name or file stem>/. A name must be one plain
+folder name (a "/", "\\", "..", an absolute path or a control character is refused, naming
+the row, before anything runs), so nothing is written outside OUT. Two rows (or two files of
+a folder, e.g. a.wav and a.flac) wanting the same folder, compared without case, never
+overwrite each other: the later one gets NAME-2, NAME-3, ... (the first free), and a line
+on stderr says so. --config.sample.x=y overrides sampling fields of the loaded config.
 Visual prompt: --video FILE [--mask FILE] (mask: non-zero pixels hidden) with a single --input
 file, or "video"/"mask" in manifest rows; PE-Core weights come from config.vision.checkpoint
 (--config.vision.checkpoint=DIR).
@@ -76,25 +80,31 @@ def read_manifest(path: Path) -> list[dict]:
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{path}:{n}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{n}: not valid JSON ({err})") from None
+            raise ValueError(f"{where}: not valid JSON ({err})") from None
         if not isinstance(row, dict) or "input" not in row or "description" not in row:
-            raise ValueError(f"{path}:{n}: expected an object with 'input' and 'description'")
-        audio = _relative(path, row["input"])
-        spans = [tuple(s) for s in row.get("spans") or []]
-        video, mask = (_relative(path, row.get(k)) for k in ("video", "mask"))
+            raise ValueError(f"{where}: expected an object with 'input' and 'description'")
+        for field in ("input", "description"):
+            if not isinstance(row[field], str) or not row[field].strip():
+                raise ValueError(f"{where}: '{field}' must be non-empty text, got {row[field]!r}")
+        audio = _relative(path, row["input"], f"{where}: 'input'")
+        spans = _manifest_spans(row.get("spans"), where)
+        video, mask = (_relative(path, row.get(k), f"{where}: '{k}'") for k in ("video", "mask"))
         if mask is not None and video is None:
-            raise ValueError(f"{path}:{n}: 'mask' needs a 'video'")
+            raise ValueError(f"{where}: 'mask' needs a 'video'")
+        name = row.get("name")
         jobs.append(
             dict(
                 input=audio,
-                description=str(row["description"]),
+                description=row["description"],
                 spans=spans,
-                name=str(row.get("name") or audio.stem),
+                name=_default_name(audio) if name in (None, "") else output_name(name, where),
                 video=video,
                 mask=mask,
+                where=where,
             )
         )
     if not jobs:
@@ -102,11 +112,86 @@ def read_manifest(path: Path) -> list[dict]:
     return jobs
 
 
-def _relative(manifest: Path, value) -> Path | None:
+def _manifest_spans(value, where: str) -> list[tuple[str, float, float]]:
+    """A row's "spans": [["+" or "-", start_s, end_s], ...], checked before any work starts
+    (the check against the audio's length comes when it is loaded)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: 'spans' must be a list of [sign, start, end], got {value!r}")
+    spans = []
+    for k, span in enumerate(value):
+        if (
+            not isinstance(span, list)
+            or len(span) != 3
+            or span[0] not in ("+", "-")
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in span[1:])
+        ):
+            raise ValueError(
+                f"{where}: spans[{k}] must be [sign, start, end] with sign '+' or '-' and "
+                f"times in seconds, got {span!r}"
+            )
+        sign, start, end = span[0], float(span[1]), float(span[2])
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or start >= end:
+            raise ValueError(f"{where}: spans[{k}] must have 0 <= start < end, got {span!r}")
+        spans.append((sign, start, end))
+    return spans
+
+
+def output_name(value, where: str) -> str:
+    """A manifest row's "name": one plain folder name, so that outputs stay under --out.
+
+    Separators, "." / "..", absolute paths and control characters are refused (not
+    rewritten): a name the user chose and we changed could not be found again."""
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: 'name' must be text, got {value!r}")
+    name = value.strip()
+    if (
+        name in ("", ".", "..")
+        or any(sep in name for sep in ("/", "\\"))
+        or any(ord(c) < 32 for c in name)
+    ):
+        raise ValueError(
+            f"{where}: 'name' {value!r} must be a plain folder name inside --out "
+            "(no '/', '\\', '..', absolute path or control character)"
+        )
+    return name
+
+
+def _default_name(audio: Path) -> str:
+    # A file stem never holds a separator, but "..wav" has the stem ".".
+    return audio.stem if audio.stem not in ("", ".", "..") else "input"
+
+
+def unique_names(jobs: list[dict], log=lambda msg: print(msg, file=sys.stderr)) -> None:
+    """Gives every job its own output folder: a name already taken (compared without case,
+    as macOS and Windows file systems do) becomes NAME-2, NAME-3, ... (first free, never a
+    name that another row asks for), in input order, and each change is logged."""
+    wanted = {j["name"].casefold() for j in jobs if j["name"] is not None}
+    taken: dict[str, str] = {}
+    for j in jobs:
+        name = j["name"]
+        if name is None:
+            continue
+        if name.casefold() in taken:
+            k = 2
+            while f"{name}-{k}".casefold() in taken or f"{name}-{k}".casefold() in wanted:
+                k += 1
+            new = f"{name}-{k}"
+            log(
+                f"separate: {j['where']}: output name {name!r} is already used by "
+                f"{taken[name.casefold()]}; writing to {new!r} instead"
+            )
+            j["name"] = name = new
+        taken[name.casefold()] = j["where"]
+
+
+def _relative(manifest: Path, value, where: str) -> Path | None:
     """A row's path: URLs and absolute paths as they are, others beside the manifest."""
-    if not value:
+    if value is None or value == "":
         return None
-    value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a file path, got {value!r}")
     return as_path(value) if is_url(value) or os.path.isabs(value) else manifest.parent / value
 
 
@@ -119,7 +204,9 @@ def collect_jobs(args) -> list[dict]:
     if args.manifest:
         if video:
             raise ValueError("--video: not with --manifest (give 'video' in its rows)")
-        return read_manifest(as_path(args.manifest))
+        jobs = read_manifest(as_path(args.manifest))
+        unique_names(jobs)
+        return jobs
     if args.description is None:
         raise ValueError("--description: required with --input (what to separate)")
     source = as_path(args.input)
@@ -129,10 +216,19 @@ def collect_jobs(args) -> list[dict]:
             raise ValueError(f"--input: folder {source} holds no audio files ({AUDIO_SUFFIXES})")
         if video:
             raise ValueError("--video: only with a single --input file (or manifest rows)")
-        return [
-            dict(input=f, description=args.description, spans=spans, name=f.stem, video=None)
+        jobs = [
+            dict(
+                input=f,
+                description=args.description,
+                spans=spans,
+                name=_default_name(f),
+                video=None,
+                where=f"--input {f}",
+            )
             for f in files
         ]
+        unique_names(jobs)
+        return jobs
     if not source.is_file():
         raise ValueError(f"--input: no such file or folder: {source}")
     for flag, value in (("--video", video), ("--mask", mask)):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import sys
 
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
+from samaudio_jax.config_checks import ConfigError
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.data.synth import SynthVideo, write_synth_corpus
+from samaudio_jax.data.synth import SOUND_CLASSES, SynthVideo, write_synth_corpus
 from samaudio_jax.paths import StorageBackendError
 
 
@@ -36,6 +37,12 @@ def run(args, overrides) -> int:
     if not args.config:
         apply_overrides(config, overrides)
     synth = config.data.synth
+    for name in synth.classes:
+        if name not in SOUND_CLASSES:
+            raise ConfigError(
+                f"config.data.synth.classes: unknown sound class {name!r}; "
+                f"known: {sorted(SOUND_CLASSES)}"
+            )
     video = encoder = hop = None
     if args.video or synth.video:
         video = SynthVideo(size=int(synth.video_size), fps=float(synth.video_fps))

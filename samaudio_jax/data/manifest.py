@@ -71,14 +71,23 @@ def _parse_spans(value, where: str) -> tuple[tuple[float, float], ...]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            value = json.loads(text)
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{where}: spans is not a valid JSON list ({e.msg})") from None
         else:
             value = [part.split(":") for part in text.split(";") if part.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ManifestError(
+            f"{where}: spans must be a list of [start, end] pairs in seconds, got {value!r}"
+        )
     spans = []
     for k, pair in enumerate(value):
         try:
+            if isinstance(pair, (str, bytes)) or any(isinstance(x, bool) for x in pair):
+                raise TypeError  # "12" would unpack as two digits; true is not a time
             start, end = (float(x) for x in pair)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ManifestError(
                 f"{where}: spans[{k}] must be [start, end] seconds, got {pair!r}"
             ) from None
@@ -86,6 +95,33 @@ def _parse_spans(value, where: str) -> tuple[tuple[float, float], ...]:
             raise ManifestError(f"{where}: spans[{k}] must have 0 <= start < end, got {pair!r}")
         spans.append((start, end))
     return tuple(spans)
+
+
+def _parse_sample_rate(value, where: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        rate = float(value)  # CSV gives text; "8000" and "8000.0" are both fine
+    except (TypeError, ValueError, OverflowError):
+        raise ManifestError(
+            f"{where}: sample_rate must be a positive integer (Hz), got {value!r}"
+        ) from None
+    if not math.isfinite(rate) or rate != int(rate) or rate <= 0:
+        raise ManifestError(f"{where}: sample_rate must be a positive integer (Hz), got {value!r}")
+    return int(rate)
+
+
+def _text(row: dict, name: str, where: str, *, numbers: bool = False) -> str:
+    """A text field's value ("" when absent); ids and groups may also be JSON integers."""
+    value = row.get(name)
+    if value is None:
+        return ""
+    allowed = (str, int) if numbers else (str,)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise ManifestError(f"{where}: {name} must be text, got {value!r}")
+    return str(value).strip()
 
 
 def _resolve(value, base_dir: Path | None) -> str:
@@ -122,31 +158,21 @@ def _video_fields(row: dict, where: str, base_dir: Path | None) -> dict:
 def entry_from_row(row: dict, where: str, base_dir: Path | None = None) -> ManifestEntry:
     """Validates one row (a dict of field -> value); `where` names it in errors."""
     for name in REQUIRED_FIELDS:
-        value = row.get(name)
-        if value is None or not str(value).strip():
+        if not _text(row, name, where):
             raise ManifestError(f"{where}: missing required field {name!r}")
     path = _resolve(row["path"], base_dir)
-    category = str(row.get("category") or "unknown").strip().lower()
+    category = _text(row, "category", where).lower() or "unknown"
     if category not in CATEGORY_IDS:
         raise ManifestError(f"{where}: category {category!r} is not one of {list(CATEGORIES)}")
-    rate = row.get("sample_rate")
-    if rate in (None, ""):
-        rate = None
-    else:
-        try:
-            rate = int(float(rate))
-        except ValueError:
-            raise ManifestError(f"{where}: sample_rate must be an integer, got {rate!r}") from None
-        if rate <= 0:
-            raise ManifestError(f"{where}: sample_rate must be positive, got {rate}")
+    rate = _parse_sample_rate(row.get("sample_rate"), where)
     return ManifestEntry(
         path=path,
         description=" ".join(str(row["description"]).split()).lower(),
         category=category,
-        group=str(row.get("group") or "").strip(),
+        group=_text(row, "group", where, numbers=True),
         spans=_parse_spans(row.get("spans"), where),
         sample_rate=rate,
-        id=str(row.get("id") or "").strip() or path,
+        id=_text(row, "id", where, numbers=True) or path,
         **_video_fields(row, where, base_dir),
         where=where,
     )

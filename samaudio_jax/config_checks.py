@@ -1,0 +1,204 @@
+"""Range checks of config values that their types alone do not catch (pairs, positive
+numbers, probabilities), run once a config is loaded and overridden, before any command
+reads a file or writes one. Each failure is a ConfigError naming the field.
+
+Checked: the sizes of model, codec and text encoder, the data pipeline, training counts and rates,
+sampling, and the mesh's axis sizes and rules. A value that passes may still be refused
+later by the code that uses it (a codec whose rates do not match its hop, a mesh that does
+not fit the devices found at run time), also by name.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+
+class ConfigError(ValueError):
+    """A config value is unusable; the message names the field (`config.data.snr_db`)."""
+
+
+class ConfigFileError(ConfigError, FileNotFoundError):
+    """The experiment file named by --config does not exist."""
+
+
+def _number(section, name: str, where: str, *, integer: bool = False):
+    value = section[name]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"config.{where}.{name}: expected {kind}, got {value!r}")
+    if integer and not isinstance(value, numbers.Integral):
+        raise ConfigError(f"config.{where}.{name}: expected an integer, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"config.{where}.{name}: expected a finite number, got {value!r}")
+    return value
+
+
+def _at_least(section, name: str, where: str, low, *, integer: bool = True) -> None:
+    value = _number(section, name, where, integer=integer)
+    if value < low:
+        raise ConfigError(f"config.{where}.{name}: expected >= {low}, got {value!r}")
+
+
+def _positive(section, name: str, where: str, *, integer: bool = False) -> None:
+    value = _number(section, name, where, integer=integer)
+    if value <= 0:
+        raise ConfigError(f"config.{where}.{name}: expected a positive number, got {value!r}")
+
+
+def _probability(section, name: str, where: str) -> None:
+    value = _number(section, name, where)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"config.{where}.{name}: expected a probability in [0, 1], got {value}")
+
+
+def _ordered_pair(section, name: str, where: str) -> None:
+    value = section[name]
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in value)
+    ):
+        raise ConfigError(
+            f"config.{where}.{name}: expected a pair of numbers (low, high), got {value!r}"
+        )
+    low, high = value
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(f"config.{where}.{name}: expected finite numbers, got {tuple(value)}")
+    if low > high:
+        raise ConfigError(f"config.{where}.{name}: expected low <= high, got {tuple(value)}")
+
+
+def validate_data_fields(data) -> None:
+    """config.data: rates, lengths, counts, probabilities and the snr_db pair."""
+    where = "data"
+    _positive(data, "sample_rate", where, integer=True)
+    _positive(data, "segment_seconds", where)
+    if round(data.segment_seconds * data.sample_rate) < 1:
+        raise ConfigError(
+            f"config.data.segment_seconds: {data.segment_seconds} s at {data.sample_rate} Hz "
+            "is less than one sample"
+        )
+    _at_least(data, "min_sources", where, 0)
+    _at_least(data, "max_sources", where, 0)
+    if data.min_sources > data.max_sources:
+        raise ConfigError(
+            f"config.data.min_sources: {data.min_sources} is more than "
+            f"config.data.max_sources {data.max_sources}"
+        )
+    _ordered_pair(data, "snr_db", where)
+    for name in ("negative_span_prob", "text_dropout", "span_dropout"):
+        _probability(data, name, where)
+    for name in ("target_rms_db", "activity_threshold_db"):
+        _number(data, name, where)
+    for name in ("max_spans", "description_bytes", "read_threads", "max_shard_bytes"):
+        _at_least(data, name, where, 1)
+    for name in ("worker_count", "prefetch_buffer_size", "shuffle_seed", "min_input_rate"):
+        _at_least(data, name, where, 0)
+    if "synth" in data:
+        synth, where = data.synth, "data.synth"
+        _positive(synth, "clip_seconds", where)
+        _positive(synth, "video_fps", where)
+        _at_least(synth, "video_size", where, 1)
+        for name in ("train_per_class", "test_per_class"):
+            _at_least(synth, name, where, 0)
+
+
+def validate_sample_fields(sample) -> None:
+    """config.sample: solver steps, candidates, chunking and batch size."""
+    where = "sample"
+    for name in ("steps", "candidates", "max_batch"):
+        _at_least(sample, name, where, 1)
+    _at_least(sample, "overlap_seconds", where, 0, integer=False)
+    if sample.get("chunk_seconds") is None:  # never chunked
+        return
+    _positive(sample, "chunk_seconds", where)
+    if sample.overlap_seconds >= sample.chunk_seconds:
+        raise ConfigError(
+            f"config.sample.overlap_seconds: {sample.overlap_seconds} must be less than "
+            f"config.sample.chunk_seconds {sample.chunk_seconds}"
+        )
+
+
+def validate_model_fields(model) -> None:
+    """config.model: widths, depth and heads (dim must split into num_heads)."""
+    where = "model"
+    for name in ("dim", "num_layers", "num_heads", "latent_dim", "out_channels", "in_channels"):
+        _at_least(model, name, where, 1)
+    if model.dim % model.num_heads:
+        raise ConfigError(
+            f"config.model.dim: {model.dim} does not split into "
+            f"config.model.num_heads {model.num_heads} heads"
+        )
+    _probability(model, "dropout", where)
+
+
+def validate_codec_fields(codec) -> None:
+    """config.codec: sample rate and hop."""
+    for name in ("sample_rate", "hop_length", "latent_dim"):
+        _at_least(codec, name, "codec", 1)
+
+
+def validate_text_fields(text) -> None:
+    """config.text: lengths, and the sizes of the small trainable encoder."""
+    _at_least(text, "max_length", "text", 1)
+    if "small" in text:
+        small = text.small
+        for name in ("dim", "num_layers", "num_heads", "max_length", "mlp_ratio"):
+            _at_least(small, name, "text.small", 1)
+        if small.dim % small.num_heads:
+            raise ConfigError(
+                f"config.text.small.dim: {small.dim} does not split into "
+                f"config.text.small.num_heads {small.num_heads} heads"
+            )
+
+
+def validate_train_fields(train) -> None:
+    """config.train: counts and the batch (finite learning-rate-like values are checked as
+    overrides are read)."""
+    where = "train"
+    _at_least(train, "steps", where, 0)
+    for name in ("global_batch_size", "grad_accum_steps", "checkpoint_every"):
+        _at_least(train, name, where, 1)
+    _at_least(train, "warmup_steps", where, 0)
+    _probability(train, "cond_dropout", where)
+
+
+def validate_mesh_fields(mesh) -> None:
+    """config.mesh: axis sizes (positive, or -1 = fill within a slice) and the rules'
+    shape, (logical name, None | mesh axis | tuple of mesh axes) each."""
+    for name in ("data", "fsdp", "tensor"):
+        size = _number(mesh, name, "mesh", integer=True)
+        if size == 0 or size < -1:
+            raise ConfigError(f"config.mesh.{name}: expected a positive size or -1, got {size}")
+    for name in ("dcn_data", "dcn_fsdp", "dcn_tensor"):
+        _at_least(mesh, name, "mesh", 1)
+    for i, rule in enumerate(mesh.rules):
+        axes = rule[1] if isinstance(rule, (tuple, list)) and len(rule) == 2 else 0
+        if isinstance(axes, (tuple, list)):
+            ok = all(isinstance(a, str) for a in axes)
+        else:
+            ok = axes is None or isinstance(axes, str)
+        if not (ok and isinstance(rule[0], str)):
+            raise ConfigError(
+                f"config.mesh.rules[{i}]: expected (logical_name, mesh_axes), got {rule!r}"
+            )
+
+
+_SECTIONS = {
+    "model": validate_model_fields,
+    "codec": validate_codec_fields,
+    "text": validate_text_fields,
+    "data": validate_data_fields,
+    "train": validate_train_fields,
+    "sample": validate_sample_fields,
+    "mesh": validate_mesh_fields,
+}
+
+
+def validate_config(config) -> None:
+    """Every check above on the sections `config` has (a separator's saved config may
+    lack some)."""
+    for section, check in _SECTIONS.items():
+        if section in config:
+            check(config[section])
