@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from flax import nnx
+from train_testlib import subprocess_env, train_cli
 
 from samaudio_jax.checkpoint import load_release
 from samaudio_jax.checkpoint.codec_keys import export_codec_state, load_codec_checkpoint
@@ -221,3 +222,15 @@ def test_latent_scale_in_a_bucket(gcs_server, gcs_bucket):
     np.testing.assert_array_equal(load_latent_scale(url, 8), scale)
     with pytest.raises(ValueError, match=f"{gcs_bucket}/aux/none.npy"):
         load_latent_scale(f"{gcs_bucket}/aux/none.npy", 8)
+
+
+def test_train_with_a_missing_t5_dir_in_a_bucket_is_one_line(gcs_server, gcs_bucket, tmp_path):
+    env = subprocess_env()
+    env.update(gcs_server.env)
+    url = f"{gcs_bucket}/no-t5"
+    extra = ["--config.text.kind=t5", f"--config.text.t5_dir={url}"]
+    proc = train_cli(tmp_path / "run", extra, env)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 2 and "Traceback" not in out, out[-3000:]
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and url in errors[0], out[-3000:]
