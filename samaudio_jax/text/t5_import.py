@@ -150,8 +150,6 @@ class _WeightReader:
             for path in shards.values():
                 if not path.is_file():
                     raise FileNotFoundError(f"{index}: names a missing shard {path}")
-            if is_url(self.directory):
-                self._index_safetensors(shards.values())
             self.files = {key: shards[name] for key, name in weight_map.items()}
         elif torch_bin.is_file():
             self._in_memory = self._load_torch(torch_bin)
@@ -188,11 +186,16 @@ class _WeightReader:
     def get(self, key: str) -> np.ndarray:
         if key not in self.files:
             raise KeyError(f"{self.directory}: weights lack {key!r}")
+        path = self.files[key]
+        if key not in self._in_memory and is_url(path):  # a shard is read when first needed:
+            self._index_safetensors([path])  # a full T5's decoder-only shards never are
+            if key not in self._in_memory:
+                raise KeyError(f"{path}: lacks {key!r}, which the index places there")
         if key in self._in_memory:
             return np.asarray(self._in_memory[key], dtype=np.float32)
         from safetensors import safe_open
 
-        with safe_open(os.fspath(self.files[key]), framework="flax") as f:  # handles bfloat16
+        with safe_open(os.fspath(path), framework="flax") as f:  # handles bfloat16
             return np.asarray(f.get_tensor(key).astype(jnp.float32))
 
 
