@@ -74,7 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.text = ml_collections.ConfigDict()
     c.text.kind = "t5"  # t5 | small (trainable)
-    c.text.t5_dir = ""  # local Hugging Face T5 directory
+    c.text.t5_dir = ""  # Hugging Face T5 directory (local or gs://, s3://)
     c.text.max_length = 512
     c.text.bucket_length = 0  # 0 = pad to longest; >0 = fixed length buckets
     c.text.dtype = "float32"  # T5 compute dtype (layer norm variance stays float32)

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from samaudio_jax.codec import dacvae_layers as L
-from samaudio_jax.paths import as_path
+from samaudio_jax.paths import as_path, check_reachable
 
 PREFIX = "model."
 
@@ -156,6 +156,7 @@ def export_codec_state(codec) -> dict[str, np.ndarray]:
 
 def load_codec_checkpoint(codec, path: str) -> None:
     """Load `audio_codec.*` from a release directory (checkpoint.pt) or a .pt file."""
+    check_reachable(path)  # an unreachable bucket is named, not taken for a missing file
     p = as_path(path)
     if p.is_dir():
         p = p / "checkpoint.pt"

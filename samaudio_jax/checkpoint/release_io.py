@@ -33,7 +33,7 @@ from samaudio_jax.checkpoint.release_config import (
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.io_atomic import atomic_write_bytes, atomic_write_stream, atomic_write_text
 from samaudio_jax.model.flow import SAMAudioFlow
-from samaudio_jax.paths import as_path
+from samaudio_jax.paths import as_path, check_reachable
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ def _numpy_to_torch(a: np.ndarray):
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str]:
     """The state dict of a release directory (model.safetensors preferred) or of one file
     (local or behind a URL: the file is read into memory, never copied to local disk)."""
+    check_reachable(path)
     path = as_path(path)
     if path.is_dir():
         candidates = [path / SAFETENSORS_FILE, path / PT_FILE]
@@ -302,8 +303,14 @@ def load_release(
     the keys of any other part are reported in `report.skipped`, not dropped silently.
     Returns (model, config of the same kind as given (full when None), report).
     """
+    check_reachable(path)  # an unreachable bucket is named, not taken for a missing file
     path = as_path(path)
-    config_file = path / CONFIG_FILE if path.is_dir() else path.parent / CONFIG_FILE
+    if path.is_dir():
+        config_file = path / CONFIG_FILE
+    elif path.is_file():
+        config_file = path.parent / CONFIG_FILE
+    else:  # not the parent's config.json: name the directory that is missing
+        raise FileNotFoundError(f"release checkpoint: no such file or directory: {path}")
     release = read_release_config(config_file)
     if config is None:
         full = default_config()

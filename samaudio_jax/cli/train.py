@@ -70,6 +70,9 @@ def run(args, overrides) -> int:
     ) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
+    except FileNotFoundError as e:  # a weights/config file the config names (text.t5_dir, ...)
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
     print(f"done: step {result.final_step}", flush=True)
     return 0
 

@@ -44,7 +44,9 @@ def build_text_encoder(text: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> Te
         from samaudio_jax.text.t5_import import load_t5_text_encoder
 
         if not text.t5_dir:
-            raise ValueError("text.t5_dir: expected a local Hugging Face T5 directory, got ''")
+            raise ValueError(
+                "text.t5_dir: expected a Hugging Face T5 directory (local or a URL), got ''"
+            )
         return load_t5_text_encoder(
             text.t5_dir,
             max_length=int(text.max_length),

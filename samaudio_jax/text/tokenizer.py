@@ -1,8 +1,10 @@
-"""The T5 tokenizer, loaded from a local Hugging Face directory (never the network).
+"""The T5 tokenizer, loaded from a Hugging Face directory: local, or behind a URL (gs://, s3://)
+read through `paths.as_path`; never the Hugging Face hub.
 
-`tokenizer.json` is read with the `tokenizers` library; a directory with only a
-SentencePiece `spiece.model` goes through transformers' fast-tokenizer conversion
-(local files only). Ids match transformers' T5TokenizerFast: the post-processor appends
+`tokenizer.json` is read into memory and parsed by the `tokenizers` library; a directory with
+only a SentencePiece `spiece.model` goes through transformers' fast-tokenizer conversion
+(local files only: transformers converts a sentencepiece model only from a file name, so a
+URL directory's few tokenizer files are copied to a temporary directory for that call). Ids match transformers' T5TokenizerFast: the post-processor appends
 </s>, so "" is the single token </s>. Truncation is at `max_length` tokens, </s> kept, with
 a warning naming the prompt; padding is "longest" or rounded up to `bucket_length`.
 """
@@ -11,37 +13,59 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
+from samaudio_jax.paths import Path, PathLike, as_path, is_url
 from samaudio_jax.text.base import check_texts, pad_token_lists
 
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
 
 
-def _load_backend(directory: str):
-    json_path = os.path.join(directory, "tokenizer.json")
-    if os.path.isfile(json_path):
+# What AutoTokenizer reads from a directory holding only spiece.model (config.json names the
+# model type when tokenizer_config.json does not).
+_SPM_FILES = (
+    "spiece.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "config.json",
+)
+
+
+def _spm_backend(directory: Path):
+    from transformers import AutoTokenizer
+
+    if not is_url(directory):
+        return AutoTokenizer.from_pretrained(os.fspath(directory), local_files_only=True)
+    with tempfile.TemporaryDirectory(prefix="samaudio_t5_tok_") as local:
+        for name in _SPM_FILES:
+            if (directory / name).is_file():
+                with open(os.path.join(local, name), "wb") as f:
+                    f.write((directory / name).read_bytes())
+        return AutoTokenizer.from_pretrained(local, local_files_only=True)
+
+
+def _load_backend(directory: Path):
+    if (directory / "tokenizer.json").is_file():
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(json_path)
-    if os.path.isfile(os.path.join(directory, "spiece.model")):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(directory, local_files_only=True).backend_tokenizer
+        return Tokenizer.from_str((directory / "tokenizer.json").read_text(encoding="utf-8"))
+    if (directory / "spiece.model").is_file():
+        return _spm_backend(directory).backend_tokenizer
     raise FileNotFoundError(
         f"{directory}: no tokenizer found; expected one of {TOKENIZER_FILES} in the T5 directory"
     )
 
 
-def _configured_pad_token(directory: str) -> str | None:
+def _configured_pad_token(directory: Path) -> str | None:
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            with open(path) as f:
-                token = json.load(f).get("pad_token")
+        path = directory / name
+        if path.is_file():
+            token = json.loads(path.read_text(encoding="utf-8")).get("pad_token")
             if isinstance(token, dict):
                 token = token.get("content")
             if token:
@@ -64,8 +88,9 @@ class T5Tokenizer:
 
     @classmethod
     def from_directory(
-        cls, directory: str, *, max_length: int = 512, bucket_length: int = 0, default_pad_id=0
+        cls, directory: PathLike, *, max_length: int = 512, bucket_length: int = 0, default_pad_id=0
     ) -> T5Tokenizer:
+        directory = as_path(directory)
         backend = _load_backend(directory)
         pad_token = _configured_pad_token(directory) or "<pad>"
         pad_id = backend.token_to_id(pad_token)
