@@ -41,6 +41,7 @@ from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
 from samaudio_jax.train import metrics as metrics_lib
 from samaudio_jax.train import state as state_lib
 from samaudio_jax.train import step as step_lib
+from samaudio_jax.train import validation
 
 log = logging.getLogger("samaudio_jax.train")
 
@@ -309,6 +310,8 @@ def _train_locked(
             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
         )
         train_step = _CompiledSteps(setup, state, frozen, rng)
+        # Evaluation during training (train.eval_every): the validation set is read once.
+        evaluator = validation.Validator(config, setup) if config.train.eval_every else None
         flops = metrics_lib.compiled_flops(train_step.get(first))
         peak = metrics_lib.peak_flops_per_device(
             jax.devices()[0].device_kind, float(config.train.peak_flops)
@@ -344,10 +347,19 @@ def _train_locked(
                 writer.write(step, values)
                 if is_main:
                     print_fn(metrics_lib.progress_line(step, total, values), flush=True)
+            if evaluator is not None and evaluator.due(step):
+                _check_finite(pending, last_good)
+                values = evaluator.run(step, state, frozen)
+                writer.write(step, values)
+                if is_main:
+                    print_fn(validation.progress_line(step, values), flush=True)
             preempt = stop.reached(step)
             if preempt or step % int(config.train.checkpoint_every) == 0 or step == total:
                 _check_finite(pending, last_good)
-                ckpt.save(step, state, source, force=True)
+                if evaluator is not None:
+                    evaluator.publish_best(ckpt, workdir)  # the previous save, now complete
+                best_metrics = evaluator.checkpoint_metrics(step) if evaluator else None
+                ckpt.save(step, state, source, force=True, metrics=best_metrics)
                 writer.flush()
                 last_good = step
             if preempt:
@@ -355,6 +367,8 @@ def _train_locked(
                 print_fn(f"preempted: saved step {step}; resume with the same command", flush=True)
                 preempted = True
                 break
+        if evaluator is not None:
+            evaluator.publish_best(ckpt, workdir)
         return TrainResult(step, losses, preempted, resumed_from)
     finally:
         stop.close()
