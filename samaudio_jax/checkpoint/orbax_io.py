@@ -188,14 +188,14 @@ class TrainCheckpointer:
                 read_only=True, create=False, cleanup_tmp_directories=False
             )
         else:
-            options = ocp.CheckpointManagerOptions(
+            kwargs = dict(
                 max_to_keep=int(train.keep_checkpoints),
                 save_interval_steps=int(train.checkpoint_every),
                 enable_async_checkpointing=bool(train.async_checkpointing),
                 create=True,
                 cleanup_tmp_directories=True,
-                **_keep_best_options(train),
             )
+            options = ocp.CheckpointManagerOptions(**{**kwargs, **_keep_best_options(train)})
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:

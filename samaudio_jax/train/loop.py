@@ -350,6 +350,7 @@ def _train_locked(
             if evaluator is not None and evaluator.due(step):
                 _check_finite(pending, last_good)
                 values = evaluator.run(step, state, frozen)
+                t_last += values["eval/seconds"]  # throughput counts training time only
                 writer.write(step, values)
                 if is_main:
                     print_fn(validation.progress_line(step, values), flush=True)

@@ -1,0 +1,207 @@
+"""Evaluation during training (train/validation.py): values at exactly the evaluated steps in
+metrics.jsonl and TensorBoard, equal to a separate `eval` of the same checkpoint; the held-out
+loss is fixed (same weights, same values); the best checkpoint survives keep-N rotation."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+
+import jax
+import numpy as np
+import pytest
+from train_testlib import PYTHON, REPO, subprocess_env, tiny_config, train_cli
+
+from samaudio_jax.checkpoint.orbax_io import TrainCheckpointer
+from samaudio_jax.config_checks import ConfigError, validate_config
+from samaudio_jax.data.synth import write_synth_corpus
+from samaudio_jax.train import validation
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    write_synth_corpus(
+        out, seed=0, sample_rate=8000, clip_seconds=0.1, train_per_class=2, test_per_class=1
+    )
+    return out
+
+
+def _tb_scalars(data: bytes) -> list[tuple[str, int, float]]:
+    from tensorboardX.proto import event_pb2
+
+    out, i = [], 0
+    while i < len(data):
+        (length,) = struct.unpack("<Q", data[i : i + 8])
+        event = event_pb2.Event.FromString(data[i + 12 : i + 12 + length])
+        out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+        i += 16 + length
+    return out
+
+
+@pytest.mark.slow
+def test_eval_values_at_the_configured_steps_equal_a_separate_eval_and_best_survives(
+    tmp_path, corpus
+):
+    """6 steps, evaluation and a checkpoint every 2, one checkpoint kept besides the best by
+    the highest held-out loss (the untrained weights of step 2: the loss falls)."""
+    env = subprocess_env()
+    workdir = tmp_path / "run"
+    extra = [
+        f"--config.train.eval_data_dir={corpus}",
+        "--config.train.steps=6",
+        "--config.train.checkpoint_every=2",
+        "--config.train.keep_checkpoints=1",
+        "--config.train.eval_every=2",
+        "--config.train.eval_batches=2",
+        "--config.train.eval_num_mixtures=3",
+        "--config.train.eval_solver=midpoint",
+        "--config.train.eval_ode_steps=2",
+        "--config.train.keep_best_by=eval/loss",
+        "--config.train.keep_best_mode=max",
+    ]
+    run = train_cli(workdir, extra, env)
+    out = run.communicate(timeout=600)[0]
+    assert run.returncode == 0, out[-4000:]
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    evals = {d["step"]: d for d in lines if "eval/loss" in d}
+    assert sorted(evals) == [2, 4, 6]
+    for d in evals.values():
+        buckets = [d[f"eval/loss_t{j}"] for j in range(4)]
+        assert all(np.isfinite(buckets)) and len(set(buckets)) == 4
+        assert np.isfinite(d["eval/si_sdri_median"]) and np.isfinite(d["eval/si_sdri_mean"])
+        assert any(k.startswith("eval/si_sdri_median/") for k in d)  # per category
+    assert [d["step"] for d in lines if "loss" in d] == [1, 2, 3, 4, 5, 6]
+
+    # TensorBoard got the same values under the same names.
+    (events,) = (workdir / "tb").iterdir()
+    tb = {(tag, step): v for tag, step, v in _tb_scalars(events.read_bytes())}
+    for step, d in evals.items():
+        assert tb[("eval/si_sdri_median", step)] == pytest.approx(d["eval/si_sdri_median"])
+        assert tb[("eval/loss_t3", step)] == pytest.approx(d["eval/loss_t3"])
+    assert ("train/loss", 6) in tb
+
+    # Keep-best: the highest eval/loss is kept through rotation, best.json names it.
+    best = validation.read_best(workdir)
+    expected = max(evals, key=lambda s: evals[s]["eval/loss"])
+    assert expected != 6, "the test needs a best step that rotation would delete"
+    assert best["step"] == expected and best["value"] == evals[expected]["eval/loss"]
+    kept = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert kept == sorted({expected, 6})
+
+    # `eval` on that checkpoint with the same mixtures, solver, steps: the same numbers.
+    result = tmp_path / "eval.json"
+    cmd = [PYTHON, "-m", "samaudio_jax", "eval", "--checkpoint", str(workdir), "--step", "best"]
+    cmd += ["--data", str(corpus), "--num_mixtures", "3", "--seed", "1234"]
+    cmd += ["--solver", "midpoint", "--steps", "2", "--json", str(result)]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = json.loads(result.read_text())
+    logged = evals[expected]
+    for key, value in validation.separation_values(summary).items():
+        assert logged[key] == value, key  # exact: the same program on the same weights
+
+
+def test_heldout_loss_is_fixed_and_per_bucket(corpus):
+    """Same weights -> the same values at every evaluation; another eval_seed draws other
+    batches, times and noise; the buckets see different times."""
+    from samaudio_jax.parallel.mesh import make_mesh
+    from samaudio_jax.train import state as state_lib
+
+    config = tiny_config(
+        [
+            f"--config.train.eval_data_dir={corpus}",
+            "--config.train.eval_every=1",
+            "--config.train.eval_batches=2",
+            "--config.train.eval_num_mixtures=0",
+        ]
+    )
+    setup = state_lib.build_setup(config, make_mesh(config.mesh, jax.devices()[:1]))
+    # Random weights placed directly (init_state's optimizer compile is not under test).
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(
+        lambda s: jax.device_put((0.05 * rng.standard_normal(s.shape)).astype(s.dtype), s.sharding),
+        setup.abstract_state["params"],
+    )
+    state, frozen = {"params": params}, state_lib.init_frozen(setup)
+    first = validation.Validator(config, setup)
+    a = first.run(1, state, frozen)
+    b = first.run(2, state, frozen)
+    keys = validation.loss_keys(config)
+    assert set(keys) <= set(a) and not any(k.startswith("eval/si_sdr") for k in a)
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert len({a[f"eval/loss_t{j}"] for j in range(4)}) == 4
+    config.train.eval_seed = 7
+    second = validation.Validator(config, setup)
+    second.loss = first.loss  # the same program (a function of the setup): one compile
+    other = second.run(1, state, frozen)
+    assert other["eval/loss"] != a["eval/loss"]
+
+
+def test_keep_best_metric_must_be_an_eval_value(corpus):
+    from samaudio_jax.parallel.mesh import make_mesh
+    from samaudio_jax.train import state as state_lib
+
+    config = tiny_config(
+        [
+            f"--config.train.eval_data_dir={corpus}",
+            "--config.train.eval_every=1",
+            "--config.train.eval_batches=1",
+            "--config.train.eval_num_mixtures=0",
+            "--config.train.keep_best_by=eval/si_sdri_median",
+        ]
+    )
+    setup = state_lib.build_setup(config, make_mesh(config.mesh, jax.devices()[:1]))
+    with pytest.raises(ConfigError, match="keep_best_by: 'eval/si_sdri_median' is not an eval"):
+        validation.Validator(config, setup)
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--config.train.keep_best_by=eval/loss"], "needs evaluation"),
+        (
+            [
+                "--config.train.keep_best_by=eval/loss",
+                "--config.train.eval_every=3",
+                "--config.train.checkpoint_every=2",
+            ],
+            "divide the other",
+        ),
+        (["--config.train.eval_time_buckets=(0.5, 0.25)"], "eval_time_buckets"),
+        (["--config.train.keep_best_mode=best"], "keep_best_mode"),
+        (["--config.train.eval_ode_steps=0"], "eval_ode_steps"),
+    ],
+)
+def test_eval_config_errors_name_the_field(extra, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config(tiny_config(extra))
+
+
+def test_best_checkpoint_survives_rotation_and_a_restart(tmp_path):
+    """keep_checkpoints=1 and keep_best_by: the newest plus the best by the metric; steps
+    without metrics are not candidates; a new manager (a resumed run) keeps honouring it."""
+    config = tiny_config(
+        [
+            "--config.train.keep_checkpoints=1",
+            "--config.train.checkpoint_every=1",
+            "--config.train.eval_every=1",
+            "--config.train.keep_best_by=eval/si_sdri_median",
+            "--config.train.async_checkpointing=false",
+        ]
+    )
+    state = {"w": np.arange(3.0, dtype=np.float32)}
+    values = {1: 2.0, 2: 5.0, 3: 1.0, 4: None, 5: 3.0}
+    ckpt = TrainCheckpointer(tmp_path / "checkpoints", config)
+    for step, v in values.items():
+        metrics = None if v is None else {"eval/si_sdri_median": v}
+        ckpt.save(step, state, force=True, metrics=metrics)
+    assert ckpt.best_step() == 2
+    assert ckpt.all_steps() == [2, 5]
+    ckpt.close()
+    again = TrainCheckpointer(tmp_path / "checkpoints", config)
+    again.save(6, state, force=True, metrics={"eval/si_sdri_median": 4.0})
+    again.save(7, state, force=True)
+    assert again.best_step() == 2 and again.all_steps() == [2, 7]
+    again.close()
