@@ -10,6 +10,7 @@ import subprocess
 
 import jax
 import numpy as np
+import portpicker
 import pytest
 from train_testlib import PYTHON, REPO, subprocess_env, tiny_config, train_cli
 
@@ -40,32 +41,45 @@ def _tb_scalars(data: bytes) -> list[tuple[str, int, float]]:
     return out
 
 
-@pytest.mark.slow
-def test_eval_values_at_the_configured_steps_equal_a_separate_eval_and_best_survives(
-    tmp_path, corpus
-):
-    """6 steps, evaluation and a checkpoint every 2, one checkpoint kept besides the best by
-    the highest held-out loss (the untrained weights of step 2: the loss falls)."""
-    env = subprocess_env()
-    workdir = tmp_path / "run"
-    extra = [
-        f"--config.train.eval_data_dir={corpus}",
-        "--config.train.steps=6",
-        "--config.train.checkpoint_every=2",
-        "--config.train.keep_checkpoints=1",
-        "--config.train.eval_every=2",
-        "--config.train.eval_batches=2",
-        "--config.train.eval_num_mixtures=3",
-        "--config.train.eval_solver=midpoint",
-        "--config.train.eval_ode_steps=2",
-        "--config.train.keep_best_by=eval/loss",
-        "--config.train.keep_best_mode=max",
-    ]
-    run = train_cli(workdir, extra, env)
+# Evaluation and a checkpoint every 2 steps, one checkpoint kept besides the best by the
+# highest held-out loss (the least trained weights: the loss falls).
+EVAL = [
+    "--config.train.global_batch_size=8",
+    "--config.train.checkpoint_every=2",
+    "--config.train.keep_checkpoints=1",
+    "--config.train.eval_every=2",
+    "--config.train.eval_batches=2",
+    "--config.train.eval_num_mixtures=3",
+    "--config.train.eval_solver=midpoint",
+    "--config.train.eval_ode_steps=2",
+    "--config.train.keep_best_by=eval/loss",
+    "--config.train.keep_best_mode=max",
+]
+
+
+def _eval_lines(workdir) -> dict[int, dict]:
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return {d["step"]: d for d in lines if "eval/loss" in d}
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory, corpus):
+    """6 steps in one process on 8 CPU devices (a workdir read by two tests)."""
+    workdir = tmp_path_factory.mktemp("single") / "run"
+    extra = EVAL + [f"--config.train.eval_data_dir={corpus}", "--config.train.steps=6"]
+    run = train_cli(workdir, extra, subprocess_env(devices=8))
     out = run.communicate(timeout=600)[0]
     assert run.returncode == 0, out[-4000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_eval_values_at_the_configured_steps_equal_a_separate_eval_and_best_survives(
+    tmp_path, corpus, single_run
+):
+    workdir = single_run
     lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
-    evals = {d["step"]: d for d in lines if "eval/loss" in d}
+    evals = _eval_lines(workdir)
     assert sorted(evals) == [2, 4, 6]
     for d in evals.values():
         buckets = [d[f"eval/loss_t{j}"] for j in range(4)]
@@ -91,6 +105,7 @@ def test_eval_values_at_the_configured_steps_equal_a_separate_eval_and_best_surv
     assert kept == sorted({expected, 6})
 
     # `eval` on that checkpoint with the same mixtures, solver, steps: the same numbers.
+    env = subprocess_env()
     result = tmp_path / "eval.json"
     cmd = [PYTHON, "-m", "samaudio_jax", "eval", "--checkpoint", str(workdir), "--step", "best"]
     cmd += ["--data", str(corpus), "--num_mixtures", "3", "--seed", "1234"]
@@ -101,6 +116,31 @@ def test_eval_values_at_the_configured_steps_equal_a_separate_eval_and_best_surv
     logged = evals[expected]
     for key, value in validation.separation_values(summary).items():
         assert logged[key] == value, key  # exact: the same program on the same weights
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_like_one(tmp_path, corpus, single_run):
+    """jax.distributed on localhost, 2 processes x 4 devices: both take part in the loss
+    program and the gathers, process 0 writes; the validation set and the values are those
+    of the single process on 8 devices (up to float summation order)."""
+    port = portpicker.pick_unused_port()
+    extra = EVAL + [f"--config.train.eval_data_dir={corpus}", "--config.train.steps=4"]
+    extra += [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2"]
+    env = subprocess_env(devices=4)
+    workers = [train_cli(tmp_path / "multi", extra + [f"--process_id={i}"], env) for i in (0, 1)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    for w, out in zip(workers, outputs):
+        assert w.returncode == 0, out[-4000:]
+    assert "eval step 4" in outputs[0] and "eval step" not in outputs[1]
+    multi, single = _eval_lines(tmp_path / "multi"), _eval_lines(single_run)
+    assert sorted(multi) == [2, 4]
+    for step in (2, 4):
+        for key, value in single[step].items():
+            if key.startswith("eval/loss"):
+                assert multi[step][key] == pytest.approx(value, rel=1e-5), (step, key)
+            elif key.startswith("eval/si_sdr"):  # weights trained alike to ~1e-6
+                assert multi[step][key] == pytest.approx(value, abs=1e-2), (step, key)
+    assert validation.read_best(tmp_path / "multi")["step"] == 2
 
 
 def test_heldout_loss_is_fixed_and_per_bucket(corpus):
