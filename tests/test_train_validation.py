@@ -245,3 +245,18 @@ def test_best_checkpoint_survives_rotation_and_a_restart(tmp_path):
     again.save(7, state, force=True)
     assert again.best_step() == 2 and again.all_steps() == [2, 7]
     again.close()
+
+
+def test_eval_step_argument_errors_name_it(tmp_path):
+    from samaudio_jax.cli.eval import _workdir_step
+
+    (tmp_path / "checkpoints" / "4").mkdir(parents=True)
+    assert _workdir_step(tmp_path, None) is None and _workdir_step(tmp_path, "4") == 4
+    with pytest.raises(ValueError, match=r"--step: .*checkpoints/3 does not exist"):
+        _workdir_step(tmp_path, "3")
+    with pytest.raises(ValueError, match="--step: expected a step number or 'best'"):
+        _workdir_step(tmp_path, "latest")
+    with pytest.raises(ValueError, match=r"--step: .*best.json does not exist"):
+        _workdir_step(tmp_path, "best")
+    (tmp_path / "best.json").write_text(json.dumps({"step": 4, "metric": "eval/loss"}))
+    assert _workdir_step(tmp_path, "best") == 4
