@@ -260,3 +260,18 @@ def test_eval_step_argument_errors_name_it(tmp_path):
         _workdir_step(tmp_path, "best")
     (tmp_path / "best.json").write_text(json.dumps({"step": 4, "metric": "eval/loss"}))
     assert _workdir_step(tmp_path, "best") == 4
+
+
+def test_train_refuses_an_unknown_keep_best_metric_in_one_line(tmp_path, corpus, capsys):
+    from train_testlib import TINY
+
+    from samaudio_jax.cli import train as train_cli_module
+
+    argv = ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", str(tmp_path / "w")]
+    argv += TINY + [f"--config.train.eval_data_dir={corpus}", "--config.train.eval_every=2"]
+    argv += ["--config.train.checkpoint_every=2", "--config.train.keep_best_by=eval/sdri"]
+    assert train_cli_module.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: config.train.keep_best_by: 'eval/sdri' is not an eval value")
+    assert "\n" not in err and "eval/si_sdri_median" in err
+    assert not (tmp_path / "w" / "checkpoints").exists()

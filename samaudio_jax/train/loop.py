@@ -283,6 +283,9 @@ def _train_locked(
         )
     setup = state_lib.build_setup(config, mesh, factories)
     source = make_batch_source(config, setup, batch_source)
+    # Evaluation during training (train.eval_every): the validation set is read once, and a
+    # bad eval setting is refused before any checkpoint directory is made.
+    evaluator = validation.Validator(config, setup) if config.train.eval_every else None
     ckpt = TrainCheckpointer(
         f"{workdir}/checkpoints", config, allow_changes=tuple(allow_config_change)
     )
@@ -310,8 +313,6 @@ def _train_locked(
             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
         )
         train_step = _CompiledSteps(setup, state, frozen, rng)
-        # Evaluation during training (train.eval_every): the validation set is read once.
-        evaluator = validation.Validator(config, setup) if config.train.eval_every else None
         flops = metrics_lib.compiled_flops(train_step.get(first))
         peak = metrics_lib.peak_flops_per_device(
             jax.devices()[0].device_kind, float(config.train.peak_flops)

@@ -173,29 +173,36 @@ class Validator:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         data = validation_data(config)
+        num = int(train.eval_num_mixtures)
+        # Every process reads the mixtures (cheap, deterministic): it needs their categories
+        # to receive process 0's values.
+        seed = int(train.eval_seed)
+        self.mixtures = ev.heldout_mixtures(data.dir, config.data, num, seed) if num else []
+        self.keys_out = (loss_keys(config) if int(train.eval_batches) else []) + (
+            separation_keys([m.category for m in self.mixtures]) if self.mixtures else []
+        )
+        self.best_by = str(train.keep_best_by)
+        if self.best_by and self.best_by not in self.keys_out:
+            raise ConfigError(
+                f"config.train.keep_best_by: {self.best_by!r} is not an eval value of this "
+                f"run; choose one of {', '.join(self.keys_out)}"
+            )
+
         edges = [float(e) for e in train.eval_time_buckets]
         self.buckets = list(zip(edges[:-1], edges[1:]))
         self.batches = _heldout_batches(config, setup, data)
         replicated = NamedSharding(setup.mesh, PartitionSpec())
-        seed = jax.random.PRNGKey(int(train.eval_seed))
+        root = jax.random.PRNGKey(seed)
         self.keys = []  # [batch][bucket] -> (B, 2) example keys, the same at every eval
         for b, batch in enumerate(self.batches):
             size = jax.tree.leaves(batch)[0].shape[0]
             per_bucket = []
             for j in range(len(self.buckets)):
-                k = jax.random.split(jax.random.fold_in(jax.random.fold_in(seed, b), j), size)
+                k = jax.random.split(jax.random.fold_in(jax.random.fold_in(root, b), j), size)
                 per_bucket.append(jax.device_put(np.asarray(k), replicated))
             self.keys.append(per_bucket)
         self.loss = _loss_program(setup) if self.batches else None
 
-        num = int(train.eval_num_mixtures)
-        # Every process reads the mixtures (cheap, deterministic): it needs their categories
-        # to receive process 0's values.
-        self.mixtures = ev.heldout_mixtures(data.dir, config.data, num, int(train.eval_seed))
-        self.mixtures = self.mixtures if num else []
-        self.keys_out = (loss_keys(config) if self.batches else []) + (
-            separation_keys([m.category for m in self.mixtures]) if self.mixtures else []
-        )
         self.separator = None
         if self.mixtures and self.is_main:
             from samaudio_jax.sample.loading import build_separator
@@ -204,12 +211,6 @@ class Validator:
             sep_config.sample.solver = str(train.eval_solver)
             sep_config.sample.steps = int(train.eval_ode_steps)
             self.separator = build_separator(sep_config, seed=int(config.seed))
-        self.best_by = str(train.keep_best_by)
-        if self.best_by and self.best_by not in self.keys_out:
-            raise ConfigError(
-                f"config.train.keep_best_by: {self.best_by!r} is not an eval value of this "
-                f"run; choose one of {', '.join(self.keys_out)}"
-            )
         self.values: dict[int, dict[str, float]] = {}
 
     def due(self, step: int) -> bool:
