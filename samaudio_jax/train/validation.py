@@ -229,14 +229,16 @@ class Validator:
         return values
 
     def _losses(self, params, frozen) -> dict[str, float]:
+        # Dispatched together, read once: (sum of squared errors, count) per batch and bucket.
+        parts = [
+            [self.loss(params, frozen, batch, keys[j], np.float32(lo), np.float32(hi))
+             for j, (lo, hi) in enumerate(self.buckets)]
+            for batch, keys in zip(self.batches, self.keys)
+        ]  # fmt: skip
         totals = np.zeros((len(self.buckets), 2))
-        for batch, keys in zip(self.batches, self.keys):
-            for j, (lo, hi) in enumerate(self.buckets):
-                sse, count = self.loss(
-                    params, frozen, batch, keys[j], np.float32(lo), np.float32(hi)
-                )
-                totals[j] += (float(np.asarray(sse.addressable_data(0))),
-                              float(np.asarray(count.addressable_data(0))))  # fmt: skip
+        for per_bucket in parts:
+            for j, pair in enumerate(per_bucket):
+                totals[j] += [float(np.asarray(x.addressable_data(0))) for x in pair]
         out = {"eval/loss": float(totals[:, 0].sum() / max(totals[:, 1].sum(), 1.0))}
         for j, (sse, count) in enumerate(totals):
             out[f"eval/loss_t{j}"] = float(sse / max(count, 1.0))
@@ -258,7 +260,10 @@ class Validator:
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
-            vector = np.asarray(multihost_utils.broadcast_one_to_all(vector))
+            # As raw 32-bit words: JAX would round float64 to float32 (x64 off), and every
+            # process must store the same values with its checkpoint (keep-best).
+            words = multihost_utils.broadcast_one_to_all(vector.view(np.uint32))
+            vector = np.asarray(words, np.uint32).view(np.float64)
         return {k: float(v) for k, v in zip(keys, vector)}
 
     def checkpoint_metrics(self, step: int) -> dict[str, float] | None:
