@@ -219,31 +219,34 @@ def test_eval_config_errors_name_the_field(extra, match):
         validate_config(tiny_config(extra))
 
 
-def test_best_checkpoint_survives_rotation_and_a_restart(tmp_path):
+@pytest.mark.parametrize("mode, best", [("max", 2), ("min", 3)])
+def test_best_checkpoint_survives_rotation_and_a_restart(tmp_path, mode, best):
     """keep_checkpoints=1 and keep_best_by: the newest plus the best by the metric; steps
-    without metrics are not candidates; a new manager (a resumed run) keeps honouring it."""
+    without metrics are not candidates, a NaN is never best; a new manager (a resumed run)
+    keeps honouring it."""
     config = tiny_config(
         [
             "--config.train.keep_checkpoints=1",
             "--config.train.checkpoint_every=1",
             "--config.train.eval_every=1",
             "--config.train.keep_best_by=eval/si_sdri_median",
+            f"--config.train.keep_best_mode={mode}",
             "--config.train.async_checkpointing=false",
         ]
     )
     state = {"w": np.arange(3.0, dtype=np.float32)}
-    values = {1: 2.0, 2: 5.0, 3: 1.0, 4: None, 5: 3.0}
+    values = {1: 2.0, 2: 5.0, 3: 1.0, 4: None, 5: float("nan"), 6: 3.0}
     ckpt = TrainCheckpointer(tmp_path / "checkpoints", config)
     for step, v in values.items():
         metrics = None if v is None else {"eval/si_sdri_median": v}
         ckpt.save(step, state, force=True, metrics=metrics)
-    assert ckpt.best_step() == 2
-    assert ckpt.all_steps() == [2, 5]
+    assert ckpt.best_step() == best
+    assert ckpt.all_steps() == [best, 6]
     ckpt.close()
     again = TrainCheckpointer(tmp_path / "checkpoints", config)
-    again.save(6, state, force=True, metrics={"eval/si_sdri_median": 4.0})
-    again.save(7, state, force=True)
-    assert again.best_step() == 2 and again.all_steps() == [2, 7]
+    again.save(7, state, force=True, metrics={"eval/si_sdri_median": 4.0 if mode == "max" else 2.0})
+    again.save(8, state, force=True)
+    assert again.best_step() == best and again.all_steps() == [best, 8]
     again.close()
 
 
