@@ -162,6 +162,47 @@ def validate_train_fields(train) -> None:
         _at_least(train, name, where, 1)
     _at_least(train, "warmup_steps", where, 0)
     _probability(train, "cond_dropout", where)
+    validate_eval_fields(train)
+
+
+def validate_eval_fields(train) -> None:
+    """config.train.eval_*, keep_best_*: evaluation during training (train/validation.py)."""
+    if "eval_every" not in train:  # a saved config from before these fields
+        return
+    where = "train"
+    for name in ("eval_every", "eval_batches", "eval_num_mixtures"):
+        _at_least(train, name, where, 0)
+    _at_least(train, "eval_ode_steps", where, 1)
+    edges = tuple(train.eval_time_buckets)
+    if (
+        len(edges) < 2
+        or not all(isinstance(e, numbers.Real) for e in edges)
+        or edges[0] < 0
+        or edges[-1] > 1
+        or any(a >= b for a, b in zip(edges, edges[1:]))
+    ):
+        raise ConfigError(
+            f"config.train.eval_time_buckets: expected increasing edges in [0, 1] "
+            f"(at least two), got {edges}"
+        )
+    if train.keep_best_mode not in ("max", "min"):
+        raise ConfigError(
+            f"config.train.keep_best_mode: expected 'max' or 'min', got {train.keep_best_mode!r}"
+        )
+    if not train.keep_best_by:
+        return
+    every, ckpt = int(train.eval_every), int(train.checkpoint_every)
+    if every == 0:
+        raise ConfigError(
+            f"config.train.keep_best_by: {train.keep_best_by!r} needs evaluation; set "
+            "config.train.eval_every"
+        )
+    if ckpt % every and every % ckpt:
+        raise ConfigError(
+            f"config.train.keep_best_by: checkpoints (every {ckpt} steps) and evaluations "
+            f"(every {every}) seldom fall on the same step; make one of train.checkpoint_every and "
+            "train.eval_every divide the other"
+        )
 
 
 def validate_mesh_fields(mesh) -> None:

@@ -159,6 +159,19 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.async_checkpointing = True
     c.train.synthetic_data = False  # train on the in-memory synthetic source (smoke runs)
     c.train.peak_flops = 0.0  # peak FLOP/s per device for MFU; 0 = look up the device kind
+    # Evaluation during training (train/validation.py, docs/training.md): every eval_every
+    # steps, the held-out flow loss per time bucket on fixed batches (fixed noise and times)
+    # and SI-SDRi of a few mixtures separated as `samaudio-jax eval` does.
+    c.train.eval_every = 0  # 0 = off
+    c.train.eval_data_dir = ""  # its test/ split; "" = data.dir's test/ split
+    c.train.eval_seed = 1234  # held-out batches, noise, times and mixtures (= eval --seed)
+    c.train.eval_batches = 4  # held-out batches of global_batch_size for the loss; 0 = none
+    c.train.eval_time_buckets = (0.0, 0.25, 0.5, 0.75, 1.0)  # edges: eval/loss_t0, _t1, ...
+    c.train.eval_num_mixtures = 16  # SI-SDRi mixtures (= eval --num); 0 = loss only
+    c.train.eval_solver = "midpoint"  # (= eval --solver)
+    c.train.eval_ode_steps = 4  # (= eval --steps)
+    c.train.keep_best_by = ""  # e.g. "eval/si_sdri_median": its best checkpoint is never rotated
+    c.train.keep_best_mode = "max"  # max | min
 
     c.sample = ml_collections.ConfigDict()
     c.sample.solver = "midpoint"

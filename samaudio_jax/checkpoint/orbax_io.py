@@ -127,6 +127,38 @@ def parse_allow_list(text: str | None) -> tuple[str, ...]:
     return names
 
 
+def _keep_best_options(train) -> dict:
+    """train.keep_best_by: the keep_checkpoints newest plus the best by that metric (saved
+    with the step as Orbax metrics); {} when unset."""
+    name = train.get("keep_best_by", "")
+    if not name:
+        return {}
+    from orbax.checkpoint import checkpoint_managers as policies
+
+    mode = str(train.keep_best_mode)
+
+    def value(metrics):
+        v = float(metrics[name])  # a NaN evaluation is never the best
+        return v if v == v else (float("inf") if mode == "min" else float("-inf"))
+
+    return {
+        "max_to_keep": None,  # the policy below replaces it
+        "best_fn": value,  # makes Orbax write and read the metrics
+        "best_mode": mode,
+        "preservation_policy": policies.AnyPreservationPolicy(
+            [
+                policies.LatestN(n=int(train.keep_checkpoints)),
+                policies.BestN(
+                    get_metric_fn=value,
+                    reverse=mode == "min",
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                ),
+            ]
+        ),
+    }
+
+
 class TrainCheckpointer:
     """An Orbax CheckpointManager configured from config.train.
 
@@ -156,13 +188,14 @@ class TrainCheckpointer:
                 read_only=True, create=False, cleanup_tmp_directories=False
             )
         else:
-            options = ocp.CheckpointManagerOptions(
+            kwargs = dict(
                 max_to_keep=int(train.keep_checkpoints),
                 save_interval_steps=int(train.checkpoint_every),
                 enable_async_checkpointing=bool(train.async_checkpointing),
                 create=True,
                 cleanup_tmp_directories=True,
             )
+            options = ocp.CheckpointManagerOptions(**{**kwargs, **_keep_best_options(train)})
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
@@ -177,7 +210,10 @@ class TrainCheckpointer:
     def reached_preemption(self, step: int) -> bool:
         return self.manager.reached_preemption(step)
 
-    def save(self, step: int, state: dict, data_iterator=None, *, force: bool = False) -> bool:
+    def save(
+        self, step: int, state: dict, data_iterator=None, *, force: bool = False, metrics=None
+    ) -> bool:
+        """`metrics` ({name: float}): stored with the step for train.keep_best_by."""
         items = {
             "state": ocp.args.StandardSave(state),
             "config": ocp.args.JsonSave(config_to_dict(self.config)),
@@ -185,7 +221,18 @@ class TrainCheckpointer:
         }
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        return self.manager.save(step, args=ocp.args.Composite(**items), force=force)
+        return self.manager.save(
+            step, args=ocp.args.Composite(**items), force=force, metrics=metrics
+        )
+
+    def best_step(self) -> int | None:
+        """The best step by train.keep_best_by among those saved with metrics (None if none)."""
+        if not self.config.train.get("keep_best_by", ""):
+            return None
+        return self.manager.best_step()
+
+    def metrics(self, step: int) -> dict | None:
+        return self.manager.metrics(step)
 
     def saved_config(self, step: int) -> dict:
         out = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))

@@ -1,4 +1,9 @@
-"""`samaudio-jax eval`: SI-SDR, SI-SDRi and SDR on deterministic held-out mixtures."""
+"""`samaudio-jax eval`: SI-SDR, SI-SDRi and SDR on deterministic held-out mixtures.
+
+The same mixtures, solver, steps and checkpoint step as a run's evaluation during training
+(train.eval_num_mixtures, eval_seed, eval_solver, eval_ode_steps) give the values that run
+logged: `eval --checkpoint WORKDIR --step S --num N --seed SEED --solver SOLVER --steps K`.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,49 @@ def add_arguments(parser) -> None:
         "export/release dir",
     )
     parser.add_argument("--data", required=True, help="directory with a test/ shard split")
-    parser.add_argument("--num", type=int, default=100, help="number of held-out mixtures")
+    parser.add_argument(
+        "--num", "--num_mixtures", dest="num", type=int, default=100,
+        help="number of held-out mixtures",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1234, help="mixture seed")
+    parser.add_argument(
+        "--step",
+        default=None,
+        help="a workdir's checkpoint step to evaluate, or 'best' (WORKDIR/best.json, "
+        "train.keep_best_by); default: the latest",
+    )
+    parser.add_argument("--solver", default=None, help="ODE solver (default: config.sample)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="ODE steps (default: config.sample.steps)"
+    )
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--t5_dir", default=None, help="T5 weights for a release dir")
+
+
+def _workdir_step(checkpoint, step: str | None) -> int | None:
+    """--step as an int (None = latest); 'best' read from WORKDIR/best.json."""
+    if step is None:
+        return None
+    from samaudio_jax.paths import as_path
+
+    if step == "best":
+        from samaudio_jax.train.validation import BEST_FILE, read_best
+
+        best = read_best(checkpoint)
+        if best is None:
+            raise ValueError(
+                f"--step: {as_path(checkpoint) / BEST_FILE} does not exist (the run kept no "
+                "best checkpoint: train.keep_best_by)"
+            )
+        return int(best["step"])
+    try:
+        number = int(step)
+    except ValueError:
+        raise ValueError(f"--step: expected a step number or 'best', got {step!r}") from None
+    where = as_path(checkpoint) / "checkpoints" / str(number)
+    if (as_path(checkpoint) / "checkpoints").is_dir() and not where.is_dir():
+        raise ValueError(f"--step: {where} does not exist")
+    return number
 
 
 def run(args, overrides) -> int:
@@ -26,8 +70,19 @@ def run(args, overrides) -> int:
     try:
         if args.num < 1:
             raise ValueError(f"--num: expected >= 1, got {args.num}")
-        separator = ev.load_for_eval(args.checkpoint, t5_dir=args.t5_dir)
+        if args.steps is not None and args.steps < 1:
+            raise ValueError(f"--steps: expected >= 1, got {args.steps}")
+        if args.solver is not None:
+            from samaudio_jax.sample.solvers import check_solver
+
+            check_solver(args.solver, "--solver")
+        step = _workdir_step(args.checkpoint, args.step)
+        separator = ev.load_for_eval(args.checkpoint, t5_dir=args.t5_dir, step=step)
         apply_overrides(separator.config, overrides)
+        if args.solver is not None:
+            separator.config.sample.solver = args.solver
+        if args.steps is not None:
+            separator.config.sample.steps = args.steps
         mixtures = ev.heldout_mixtures(args.data, separator.config.data, args.num, args.seed)
         summary = ev.evaluate(separator, mixtures)
     except (ValueError, FileNotFoundError, KeyError) as err:

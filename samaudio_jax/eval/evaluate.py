@@ -148,16 +148,18 @@ def write_json(path, summary: dict) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2))
 
 
-def load_for_eval(checkpoint, aux_dir=None, t5_dir=None):
-    """A separator from a training workdir (latest checkpoint, EMA when present), a
-    separator dir (model.safetensors) or an export/release dir (checkpoint.pt)."""
+def load_for_eval(checkpoint, aux_dir=None, t5_dir=None, step=None):
+    """A separator from a training workdir (checkpoint `step`, default the latest; EMA when
+    present), a separator dir (model.safetensors) or an export/release dir (checkpoint.pt)."""
     from samaudio_jax.checkpoint.export import import_separator
     from samaudio_jax.checkpoint.workdir import separator_from_workdir
     from samaudio_jax.sample.loading import load_separator
 
     path = as_path(checkpoint)
     if (path / "checkpoints").is_dir():
-        return separator_from_workdir(path)[0]
+        return separator_from_workdir(path, step)[0]
+    if step is not None:
+        raise ValueError(f"--step: {path} is not a training workdir (no checkpoints/)")
     config_file = path / "config.json"
     if config_file.is_file():
         if (path / "checkpoint.pt").is_file() or "samaudio_jax" in json.loads(

@@ -41,6 +41,7 @@ from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
 from samaudio_jax.train import metrics as metrics_lib
 from samaudio_jax.train import state as state_lib
 from samaudio_jax.train import step as step_lib
+from samaudio_jax.train import validation
 
 log = logging.getLogger("samaudio_jax.train")
 
@@ -282,6 +283,9 @@ def _train_locked(
         )
     setup = state_lib.build_setup(config, mesh, factories)
     source = make_batch_source(config, setup, batch_source)
+    # Evaluation during training (train.eval_every): the validation set is read once, and a
+    # bad eval setting is refused before any checkpoint directory is made.
+    evaluator = validation.Validator(config, setup) if config.train.eval_every else None
     ckpt = TrainCheckpointer(
         f"{workdir}/checkpoints", config, allow_changes=tuple(allow_config_change)
     )
@@ -344,10 +348,20 @@ def _train_locked(
                 writer.write(step, values)
                 if is_main:
                     print_fn(metrics_lib.progress_line(step, total, values), flush=True)
+            if evaluator is not None and evaluator.due(step):
+                _check_finite(pending, last_good)
+                values = evaluator.run(step, state, frozen)
+                t_last += values["eval/seconds"]  # throughput counts training time only
+                writer.write(step, values)
+                if is_main:
+                    print_fn(validation.progress_line(step, values), flush=True)
             preempt = stop.reached(step)
             if preempt or step % int(config.train.checkpoint_every) == 0 or step == total:
                 _check_finite(pending, last_good)
-                ckpt.save(step, state, source, force=True)
+                if evaluator is not None:
+                    evaluator.publish_best(ckpt, workdir)  # the previous save, now complete
+                best_metrics = evaluator.checkpoint_metrics(step) if evaluator else None
+                ckpt.save(step, state, source, force=True, metrics=best_metrics)
                 writer.flush()
                 last_good = step
             if preempt:
@@ -355,6 +369,8 @@ def _train_locked(
                 print_fn(f"preempted: saved step {step}; resume with the same command", flush=True)
                 preempted = True
                 break
+        if evaluator is not None:
+            evaluator.publish_best(ckpt, workdir)
         return TrainResult(step, losses, preempted, resumed_from)
     finally:
         stop.close()

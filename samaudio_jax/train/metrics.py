@@ -88,7 +88,8 @@ class MetricsWriter:
         self._file.write((json.dumps({"step": step, **metrics}) + "\n").encode())
         for k, v in metrics.items():
             if isinstance(v, (int, float)):
-                self._tb.add_scalar(f"train/{k}", v, step)
+                # Names with a section ("eval/loss") keep it; the rest are train/ scalars.
+                self._tb.add_scalar(k if "/" in k else f"train/{k}", v, step)
 
     def flush(self) -> None:
         """Uploads what a URL's files hold so far (done at each checkpoint: the log then
@@ -105,12 +106,14 @@ class MetricsWriter:
 
 
 def read_losses(workdir) -> dict[int, float]:
-    """step -> loss from metrics.jsonl; a step logged twice (re-run after resume) keeps the last."""
+    """step -> loss from metrics.jsonl; a step logged twice (re-run after resume) keeps the last.
+    Lines without a training loss (evaluation lines) are skipped."""
     out = {}
     path = as_path(workdir) / "metrics.jsonl"
     if path.exists():
         for line in path.read_text().splitlines():
             if line.strip():
                 d = json.loads(line)
-                out[int(d["step"])] = float(d["loss"])
+                if "loss" in d:
+                    out[int(d["step"])] = float(d["loss"])
     return out

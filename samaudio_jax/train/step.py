@@ -85,14 +85,19 @@ def _dropped_video(video, drops) -> jax.Array:
     return objective.drop_video(video.astype(jnp.float32), drops[:, 1])
 
 
-def make_loss_fn(setup: TrainSetup):
-    """sum_sq_err, count = loss_fn(params, frozen, micro_batch, example_keys, dropout_key)."""
+def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None = None):
+    """sum_sq_err, count = loss_fn(params, frozen, micro_batch, example_keys, dropout_key).
+
+    randomness: (example_key, frames, channels) -> (t, noise x0, (3,) drop flags) replaces
+    the training draw (held-out evaluation fixes times and keeps every condition);
+    deterministic: True switches dropout off (default: off only when model.dropout is 0)."""
     config = setup.config
     train_cfg, model_cfg = config.train, config.model
     info = setup.codec_info
     sigma_min = float(train_cfg.sigma_min)
     prediction = model_cfg.prediction
     objective.regression_target(0.0, 0.0, sigma_min, prediction)  # validates the name
+    no_dropout = model_cfg.dropout <= 0 if deterministic is None else bool(deterministic)
 
     def encode_audio(frozen, mb):
         if check_batch_keys(mb) == "latent":
@@ -123,9 +128,8 @@ def make_loss_fn(setup: TrainSetup):
         x1 = jnp.concatenate([tgt, res], axis=-1)
         cond = jnp.concatenate([mix, mix], axis=-1)
         valid = valid_frames(mb, batch, frames)
-        t, x0, drops = jax.vmap(lambda k: _example_randomness(k, frames, x1.shape[-1], train_cfg))(
-            example_keys
-        )
+        draw = randomness or (lambda k, f, c: _example_randomness(k, f, c, train_cfg))
+        t, x0, drops = jax.vmap(lambda k: draw(k, frames, x1.shape[-1]))(example_keys)
         x_t, _ = objective.interpolate(x0, x1, t, sigma_min)
 
         text_features = text_mask = None
@@ -175,8 +179,8 @@ def make_loss_fn(setup: TrainSetup):
             anchor_ids=anchor_ids,
             anchor_alignment=anchor_alignment,
             audio_pad_mask=valid,
-            deterministic=model_cfg.dropout <= 0,
-            rngs=nnx.Rngs(dropout=dropout_key) if model_cfg.dropout > 0 else None,
+            deterministic=no_dropout,
+            rngs=None if no_dropout else nnx.Rngs(dropout=dropout_key),
         )
         target = objective.regression_target(x0, x1, sigma_min, prediction)
         return objective.masked_squared_error(pred, target, valid)
