@@ -22,7 +22,7 @@ from flax import nnx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
 
 from bench.common import machine_facts, median_seconds  # noqa: E402
-from samaudio_jax.checkpoint.release_io import (  # noqa: E402
+from samaudio_jax.model.factory import (  # noqa: E402
     abstract_flow_params,
     build_flow,
     flow_arrays_from_state_dict,

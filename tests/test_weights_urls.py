@@ -15,8 +15,8 @@ from flax import nnx
 from train_testlib import subprocess_env, train_cli
 
 from samaudio_jax.checkpoint import load_release
-from samaudio_jax.checkpoint.codec_keys import export_codec_state, load_codec_checkpoint
-from samaudio_jax.checkpoint.vision_io import load_vision_tower
+from samaudio_jax.codec.factory import export_codec_state, load_codec_checkpoint
+from samaudio_jax.vision.factory import load_vision_tower
 from samaudio_jax.codec import build_codec
 from samaudio_jax.codec.frames import load_latent_scale, save_latent_scale
 from samaudio_jax.config_schema import default_config

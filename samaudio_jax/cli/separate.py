@@ -32,7 +32,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="separator directory (loading.py)")
+    parser.add_argument("--checkpoint", required=True, help="a training workdir, a release/export directory or a Hub id")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="an audio file, or a folder of audio files")
     source.add_argument("--manifest", help="JSON lines: input, description, spans, name")
@@ -313,7 +313,7 @@ def _run(args, overrides) -> int:
 
     if args.solver is not None:
         solvers.check_solver(args.solver, where="--solver")
-    separator = loading.load_separator(args.checkpoint)
+    separator = loading.load(args.checkpoint)
     apply_overrides(separator.config, overrides)
     options = {}
     if args.solver is not None:
@@ -343,9 +343,7 @@ def _run(args, overrides) -> int:
         raise ValueError(f"--batch_size: expected >= 1, got {batch_size}")
     encoder = None
     if any(j.get("video") for j in jobs):
-        from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
-
-        encoder = frame_encoder_from_config(separator.config.vision)
+        encoder = separator.frame_encoder()
     items = tqdm(range(0, len(jobs), batch_size), desc="batches", disable=len(jobs) <= 1)
     for first in items:
         group = jobs[first : first + batch_size]
