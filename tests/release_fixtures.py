@@ -74,7 +74,7 @@ def write_release_dir(
     directory.mkdir(parents=True, exist_ok=True)
     config = release_config_from_model(m)
     for section, values in (config_overrides or {}).items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and section in config:
             config[section].update(values)
         else:
             config[section] = values

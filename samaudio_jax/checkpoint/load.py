@@ -35,6 +35,11 @@ def source_kind(source) -> str:
             f"checkpoint source: {path} has config.json but neither checkpoint.pt nor "
             "model.safetensors"
         )
+    if any((path / f).is_file() for f in release_dir.FORMATS.values()):
+        raise ValueError(
+            f"checkpoint source: {path / release_dir.CONFIG_FILE}: missing (a release "
+            "directory holds config.json beside its checkpoint.pt / model.safetensors)"
+        )
     raise ValueError(
         f"checkpoint source: {path} is neither a training workdir (checkpoints/), a release or "
         "export directory (config.json + checkpoint.pt or model.safetensors), nor a Hub id"

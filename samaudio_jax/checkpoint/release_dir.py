@@ -243,7 +243,7 @@ def state_dict(bundle: Bundle) -> dict[str, np.ndarray]:
         dtype = bundle.dtypes.get(key)
         if dtype is not None and str(value.dtype) != dtype:
             state[key] = cast(value, dtype)
-    return {k: np.ascontiguousarray(v) for k, v in state.items()}
+    return {k: np.asarray(v, order="C") for k, v in state.items()}  # 0-d stays 0-d
 
 
 def release_config(bundle: Bundle) -> dict:

@@ -138,6 +138,6 @@ def to_ours(
 def to_release(params: dict[str, np.ndarray], rules: list[KeyRule]) -> dict[str, np.ndarray]:
     """{release key: array} for expanded `rules` from {our path: array} (exact inverse)."""
     return {
-        r.release: np.ascontiguousarray(r.transform.to_release(np.asarray(params[r.ours])))
+        r.release: np.asarray(r.transform.to_release(np.asarray(params[r.ours])), order="C")
         for r in rules
     }
