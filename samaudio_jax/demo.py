@@ -138,7 +138,7 @@ def stage_eval(config, work, state, separator, step, num, say) -> None:
 def stage_separate(config, work, state, separator, step, say) -> None:
     import jax
 
-    from samaudio_jax.cli.separate import save_spectrograms
+    from samaudio_jax.sample.spectrograms import save_spectrograms
     from samaudio_jax.eval import evaluate as ev
     from samaudio_jax.sample.audio_io import write_wav
 
