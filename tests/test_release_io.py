@@ -112,7 +112,9 @@ def test_other_parts_are_carried_unchanged(release):
     _, _, d = release
     sep = load_flow(d)
     assert set(sep.carried) == set(CARRIED)
-    np.testing.assert_array_equal(sep.carried["span_predictor.proj.weight"], CARRIED["span_predictor.proj.weight"])
+    np.testing.assert_array_equal(
+        sep.carried["span_predictor.proj.weight"], CARRIED["span_predictor.proj.weight"]
+    )
 
 
 def test_missing_key_is_an_error_naming_it(release, tmp_path):

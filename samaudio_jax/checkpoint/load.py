@@ -18,7 +18,7 @@ from samaudio_jax.paths import as_path, check_reachable, is_url
 
 
 def source_kind(source) -> str:
-    """"workdir", "release" (release/export dir) or "hub"; ValueError naming the source."""
+    """ "workdir", "release" (release/export dir) or "hub"; ValueError naming the source."""
     text = str(source)
     if not is_url(text) and hub.looks_like_hub_id(text):
         return "hub"

@@ -103,7 +103,9 @@ def _split(state: dict, flow_keys: set[str], file: str) -> dict[str, dict]:
     for key, value in state.items():
         if key in flow_keys:
             continue
-        prefix = next((p for p in (CODEC_PREFIX, VISION_PREFIX, TEXT_PREFIX) if key.startswith(p)), None)
+        prefix = next(
+            (p for p in (CODEC_PREFIX, VISION_PREFIX, TEXT_PREFIX) if key.startswith(p)), None
+        )
         if prefix is not None:
             parts[prefix][key[len(prefix) :]] = value
         elif key.startswith(CARRIED_PREFIXES):
@@ -181,7 +183,11 @@ def _vision(config, vision_state: dict, release: dict, directory: Path):
 
 def read_release_dir(path, *, t5_dir: str | None = None) -> Bundle:
     """A Bundle of every part the directory holds (see the module docstring)."""
-    from samaudio_jax.model.factory import build_flow, flow_arrays_from_state_dict, flow_release_keys
+    from samaudio_jax.model.factory import (
+        build_flow,
+        flow_arrays_from_state_dict,
+        flow_release_keys,
+    )
 
     check_reachable(path)  # an unreachable bucket is named, not taken for a missing file
     directory = as_path(path)

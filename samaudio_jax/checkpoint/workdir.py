@@ -149,7 +149,9 @@ def with_frozen_parts(config, workdir, *, override: bool = False):
             config.codec.latent_scale = str(out / LATENT_SCALE_FILE)
         return config
     keys = _frozen_keys(out)
-    if (override or not config.codec.checkpoint) and any(k.startswith("audio_codec.") for k in keys):
+    if (override or not config.codec.checkpoint) and any(
+        k.startswith("audio_codec.") for k in keys
+    ):
         config.codec.checkpoint = str(out)
     if (override or not config.vision.checkpoint) and any(
         k.startswith("vision_encoder.") for k in keys

@@ -34,7 +34,9 @@ def run(args, overrides) -> int:
         print(f"error: --workdir: {work} already holds checkpoints", file=sys.stderr)
         return 2
     try:
-        source = load_bundle(args.checkpoint, revision=getattr(args, "revision", None), t5_dir=args.t5_dir)
+        source = load_bundle(
+            args.checkpoint, revision=getattr(args, "revision", None), t5_dir=args.t5_dir
+        )
         config = init_workdir(source.config, work, source)
         atomic_write_text(work / "config.json", config.to_json(indent=2))
         _write_config_py(work)

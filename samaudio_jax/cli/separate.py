@@ -32,7 +32,11 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a training workdir, a release/export directory or a Hub id")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a training workdir, a release/export directory or a Hub id",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="an audio file, or a folder of audio files")
     source.add_argument("--manifest", help="JSON lines: input, description, spans, name")

@@ -98,9 +98,7 @@ def codec_rules(codec) -> list[KeyRule]:
     r += _conv(f"{p}.encoder_block.pre.3", f"{o}.encoder_block.wave_in", eb.wave_in)
     r += _lstm(f"{p}.encoder_block.post.0.lstm", f"{o}.encoder_block.lstm", eb.lstm)
     r += _conv(f"{p}.encoder_block.post.2", f"{o}.encoder_block.post_conv", eb.post_conv)
-    r.append(
-        KeyRule(f"{p}.msg_processor.msg_processor.weight", f"{o}.msg_processor.weight")
-    )
+    r.append(KeyRule(f"{p}.msg_processor.msg_processor.weight", f"{o}.msg_processor.weight"))
     r += _conv(f"{p}.decoder_block.pre.0", f"{o}.decoder_block.pre_conv", db.pre_conv)
     r += _lstm(f"{p}.decoder_block.pre.1.lstm", f"{o}.decoder_block.lstm", db.lstm)
     r += _conv(f"{p}.decoder_block.post.1", f"{o}.decoder_block.post_conv", db.post_conv)

@@ -96,7 +96,9 @@ def tower_arrays_from_state(
 ) -> dict[str, np.ndarray]:
     """Our parameter path -> array; every key of the map must be present with its shape."""
     shapes = _abstract_params(cfg)
-    out = rules_lib.to_ours(state, vision_rules(cfg.layers), shapes, source=source, prefix=PART_PREFIX)
+    out = rules_lib.to_ours(
+        state, vision_rules(cfg.layers), shapes, source=source, prefix=PART_PREFIX
+    )
     missing = set(shapes) - set(out)
     if missing:
         raise AssertionError(f"vision key map leaves parameters unset: {sorted(missing)}")
