@@ -138,9 +138,9 @@ def stage_eval(config, work, state, separator, step, num, say) -> None:
 def stage_separate(config, work, state, separator, step, say) -> None:
     import jax
 
-    from samaudio_jax.sample.spectrograms import save_spectrograms
     from samaudio_jax.eval import evaluate as ev
     from samaudio_jax.sample.audio_io import write_wav
+    from samaudio_jax.sample.spectrograms import save_spectrograms
 
     out = work / "separation"
     names = ("mixture.wav", "target.wav", "residual.wav", "spectrograms.png")

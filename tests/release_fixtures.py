@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from samaudio_jax.checkpoint import release_config_from_model
+from samaudio_jax.config_schema import default_config
 from samaudio_jax.keymaps.flow import flow_rules
 from samaudio_jax.model.factory import abstract_flow_params
-from samaudio_jax.config_schema import default_config
 
 
 def tiny_model_config(**overrides):

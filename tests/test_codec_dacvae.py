@@ -13,11 +13,11 @@ from flax import nnx
 from transformers import DacConfig
 from transformers.models.dac.modeling_dac import DacDecoder, DacEncoder
 
-from samaudio_jax.codec.factory import export_codec_state, import_codec_state
 from samaudio_jax.codec import build_codec
 from samaudio_jax.codec.base import jit_method
 from samaudio_jax.codec.dacvae import DacVaeCodec
 from samaudio_jax.codec.dacvae_layers import conv_transpose1d
+from samaudio_jax.codec.factory import export_codec_state, import_codec_state
 from samaudio_jax.config_schema import default_config
 from tests import dacvae_torch_reference as ref
 

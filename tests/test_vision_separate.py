@@ -16,9 +16,9 @@ import pytest
 import soundfile
 
 from configs.tiny import get_config
-from samaudio_jax.state_dict_io import write_state_dict
 from samaudio_jax.cli import separate as separate_cli
 from samaudio_jax.sample import loading
+from samaudio_jax.state_dict_io import write_state_dict
 from samaudio_jax.vision.features import per_input_video_features
 from tests.vision_reference import SMALL_PE, random_visual_state, write_test_video
 

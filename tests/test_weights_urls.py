@@ -23,11 +23,11 @@ from samaudio_jax.paths import as_path
 from samaudio_jax.text import build_text_encoder
 from samaudio_jax.text.t5_import import load_t5_network, load_t5_text_encoder
 from samaudio_jax.text.tokenizer import T5Tokenizer
+from samaudio_jax.vision.factory import load_vision_tower
 from tests import dacvae_torch_reference as ref
 from tests.release_fixtures import random_release_state_dict, small_model_config, write_release_dir
 from tests.test_codec_dacvae import SMALL, WM
 from tests.test_text_t5 import PROMPTS, _t5_dir, _tiny_torch_t5
-from samaudio_jax.vision.factory import load_vision_tower
 from tests.vision_reference import SMALL_PE, random_visual_state
 
 
