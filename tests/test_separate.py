@@ -263,7 +263,7 @@ def test_cli_refuses_bad_spans_solvers_and_missing_checkpoints(tmp_path, capsys)
     assert "--solver: unknown solver 'rk45'" in capsys.readouterr().err
     # Through the real entry point: the subcommand is registered in cli/main.py.
     assert samaudio_main(base + ["--checkpoint", str(tmp_path)]) == 2
-    assert "has no config.json" in capsys.readouterr().err
+    assert "is neither a training workdir" in capsys.readouterr().err
 
 
 @pytest.mark.slow
