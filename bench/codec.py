@@ -26,9 +26,9 @@ from transformers.models.dac.modeling_dac import DacDecoder, DacEncoder
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
 
 from bench.common import machine_facts, median_seconds  # noqa: E402
-from samaudio_jax.checkpoint.codec_keys import export_codec_state  # noqa: E402
 from samaudio_jax.codec.base import jit_method  # noqa: E402
 from samaudio_jax.codec.dacvae import DacVaeCodec  # noqa: E402
+from samaudio_jax.codec.factory import export_codec_state  # noqa: E402
 
 
 def _fold(sd, key):

@@ -22,13 +22,13 @@ from flax import nnx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
 
 from bench.common import machine_facts, median_seconds  # noqa: E402
-from samaudio_jax.checkpoint.release_io import (  # noqa: E402
+from samaudio_jax.config_schema import default_config  # noqa: E402
+from samaudio_jax.model.factory import (  # noqa: E402
     abstract_flow_params,
     build_flow,
     flow_arrays_from_state_dict,
     flow_state_dict,
 )
-from samaudio_jax.config_schema import default_config  # noqa: E402
 from tests.mlx_reference import mlx_reference  # noqa: E402
 
 

@@ -40,9 +40,9 @@ from flax import nnx  # noqa: E402
 
 from bench.common import machine_facts, time_runs  # noqa: E402
 from bench.torch_dit import TorchSAMAudioFlow, sample_midpoint  # noqa: E402
-from samaudio_jax.checkpoint.release_io import flow_state_dict  # noqa: E402
 from samaudio_jax.model import SAMAudioFlow  # noqa: E402
 from samaudio_jax.model import layers as L  # noqa: E402
+from samaudio_jax.model.factory import flow_state_dict  # noqa: E402
 from samaudio_jax.sample import solvers  # noqa: E402
 
 FRAMES, TEXT_TOKENS, STEPS = 250, 16, 16

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
 
 from bench.common import machine_facts, time_runs  # noqa: E402
-from samaudio_jax.checkpoint.vision_io import load_vision_part  # noqa: E402
+from samaudio_jax.vision.factory import load_vision_part  # noqa: E402
 from samaudio_jax.vision.features import FrameEncoder  # noqa: E402
 from samaudio_jax.vision.pe import PEConfig  # noqa: E402
 from tests.vision_reference import random_visual_state, run_timm, vision_python  # noqa: E402

@@ -1,10 +1,10 @@
 """SAM Audio in JAX/Flax NNX: the public API.
 
     import samaudio_jax as sa
-    model, config, report = sa.load_release("/path/to/sam-audio-large")   # config.json + checkpoint.pt
-    velocity = model(noisy_audio, audio_features, text_features, text_mask, time, ...)
-    sa.save_release(model, config, "/path/to/out", formats=("pt", "safetensors"))
-    result = sa.separate(model, codec, text_encoder, ["mix.wav"], ["dog barking"], key=key)
+    sep = sa.load("facebook/sam-audio-large", t5_dir="/path/to/t5-base")  # or a release dir,
+    # an export dir, a training workdir (newest step, or step=N); sep.model, .codec, ...
+    result = sep.separate(["mix.wav"], ["dog barking"])
+    sa.save(sep, "/path/to/out")            # the release layout; sa.load reads it back exactly
 
 Names resolve lazily so that `samaudio-jax --help` does not import JAX.
 """
@@ -14,12 +14,12 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "SAMAudioFlow": "samaudio_jax.model",
-    "load_release": "samaudio_jax.checkpoint",
-    "save_release": "samaudio_jax.checkpoint",
+    "load": "samaudio_jax.sample.loading",
+    "save": "samaudio_jax.sample.loading",
+    "Separator": "samaudio_jax.sample.loading",
+    "build_separator": "samaudio_jax.sample.loading",
     "separate": "samaudio_jax.sample.separate",
-    "load_separator": "samaudio_jax.sample.loading",
-    "save_separator": "samaudio_jax.sample.loading",
+    "SAMAudioFlow": "samaudio_jax.model",
     "build_codec": "samaudio_jax.codec",
     "build_text_encoder": "samaudio_jax.text",
     "default_config": "samaudio_jax.config_schema",

@@ -138,9 +138,9 @@ def stage_eval(config, work, state, separator, step, num, say) -> None:
 def stage_separate(config, work, state, separator, step, say) -> None:
     import jax
 
-    from samaudio_jax.cli.separate import save_spectrograms
     from samaudio_jax.eval import evaluate as ev
     from samaudio_jax.sample.audio_io import write_wav
+    from samaudio_jax.sample.spectrograms import save_spectrograms
 
     out = work / "separation"
     names = ("mixture.wav", "target.wav", "residual.wav", "spectrograms.png")
@@ -182,14 +182,14 @@ def outputs_identical(a, b, seed: int = 0) -> float:
 
 
 def stage_export(config, work, state, separator, step, say) -> None:
-    from samaudio_jax.checkpoint.export import export_separator, import_separator
+    from samaudio_jax.sample.loading import load, save
 
     out = work / "export"
     if (out / "config.json").is_file() and state.get("export", {}).get("step") == step:
         say(f"export: {out} already holds step {step}")
         return
-    export_separator(separator, out)
-    again = import_separator(out, work / "export_check")
+    save(separator, out)
+    again = load(out)
     diff = outputs_identical(separator, again)
     if diff != 0.0:
         raise RuntimeError(f"export: the re-imported model differs (max |diff| {diff})")
@@ -223,7 +223,7 @@ def _print_flush(line: str) -> None:
 
 def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=_print_flush) -> dict:
     """Runs (or resumes) every stage; returns the demo state dict. print_fn(line)."""
-    from samaudio_jax.checkpoint.workdir import separator_from_workdir
+    from samaudio_jax.sample.loading import load
 
     def say(*args, **_):
         print_fn(" ".join(str(a) for a in args))
@@ -236,7 +236,8 @@ def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=_print_flush
     stage_scale(config, work, say)
     stage_train(config, work, state, say)
     _save_state(work, state)
-    separator, step = separator_from_workdir(work)
+    separator = load(work)
+    step = separator.step
     for stage in (
         lambda: stage_eval(config, work, state, separator, step, eval_mixtures, say),
         lambda: stage_separate(config, work, state, separator, step, say),

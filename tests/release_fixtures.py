@@ -9,9 +9,10 @@ import pathlib
 import numpy as np
 import torch
 
-from samaudio_jax.checkpoint import flow_keys, release_config_from_model
-from samaudio_jax.checkpoint.release_io import abstract_flow_params
+from samaudio_jax.checkpoint import release_config_from_model
 from samaudio_jax.config_schema import default_config
+from samaudio_jax.keymaps.flow import flow_rules
+from samaudio_jax.model.factory import abstract_flow_params
 
 
 def tiny_model_config(**overrides):
@@ -40,10 +41,10 @@ def random_release_state_dict(m, seed: int = 0) -> dict[str, np.ndarray]:
     unscanned = m.copy_and_resolve_references()
     unscanned.scan_layers = False
     targets = abstract_flow_params(unscanned)
-    rules = flow_keys.expand_layers(flow_keys.flow_key_rules(unscanned), unscanned.num_layers)
     state = {}
-    for key, path, tr in rules:
-        shape = tr.release_shape(targets[path].shape)
+    for rule in flow_rules(unscanned):
+        key = rule.release
+        shape = rule.transform.release_shape(targets[rule.ours].shape)
         if key.endswith("norm.weight") or "groupnorm.weight" in key or "layer_norm.weight" in key:
             a = 1.0 + 0.2 * rng.standard_normal(shape)
         elif key.endswith("gate"):
@@ -73,7 +74,7 @@ def write_release_dir(
     directory.mkdir(parents=True, exist_ok=True)
     config = release_config_from_model(m)
     for section, values in (config_overrides or {}).items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and section in config:
             config[section].update(values)
         else:
             config[section] = values
@@ -86,7 +87,7 @@ def write_release_dir(
 def numpy_init_flow(m, seed: int = 0):
     """A SAMAudioFlow for config.model `m` with random weights drawn by numpy (no jax random
     init to compile: fast on a busy CPU). Norms near 1, gates open, tables non-trivial."""
-    from samaudio_jax.checkpoint.release_io import build_flow
+    from samaudio_jax.model.factory import build_flow
 
     rng = np.random.default_rng(seed)
     arrays = {}
@@ -107,3 +108,70 @@ def numpy_init_flow(m, seed: int = 0):
             a = rng.standard_normal(shape) / math.sqrt(fan_in)
         arrays[path] = a.astype(np.float32)
     return build_flow(m, arrays, seed=seed)
+
+
+# A DACVAE small enough for a CPU test (hop 8, latent 8), in config.codec's field names.
+SMALL_DACVAE = dict(
+    encoder_dim=4,
+    encoder_rates=[2, 4],
+    encoder_hidden_dim=16,
+    latent_dim=8,
+    decoder_dim=48,
+    decoder_rates=[4, 2],
+    wm_rates=[2, 2],
+    wm_msg_dim=8,
+    hop_length=8,
+    sample_rate=8000,
+)
+
+
+def full_model_config(**overrides):
+    """tiny_model_config sized for the full fixture: latent 8 (the small DACVAE's), text_dim 32
+    (the test T5's d_model), video_dim 48 (the small PE-Core's output)."""
+    return tiny_model_config(**{"text_dim": 32, "video_dim": 48, **overrides})
+
+
+def random_codec_state(seed: int = 0) -> dict[str, np.ndarray]:
+    """Every `audio_codec.*` tensor of the small DACVAE, random (no two equal)."""
+    from samaudio_jax.codec.factory import build_codec, export_codec_state
+
+    c = default_config().codec
+    for k, v in SMALL_DACVAE.items():
+        c[k] = tuple(v) if isinstance(v, list) else v
+    rng = np.random.default_rng(seed)
+    codec = build_codec(c, random_ok=True)
+    return {
+        "audio_codec." + k: (v + 0.05 * rng.standard_normal(v.shape)).astype(np.float32)
+        for k, v in export_codec_state(codec).items()
+    }
+
+
+def write_full_release_dir(directory, seed: int = 0):
+    """A release-layout directory holding every part with random weights: the flow network,
+    a small DACVAE (audio_codec.*), a small PE-Core tower plus a carried CLIP text-tower key
+    (vision_encoder.*) and a carried span predictor in bfloat16. config.json is the release's
+    plus the project's extension naming the small codec's sizes (the release's config.json
+    has no field for them). Returns (directory, config.model)."""
+    import ml_dtypes
+
+    from tests.vision_reference import SMALL_PE, random_visual_state
+
+    m = full_model_config()
+    rng = np.random.default_rng(seed + 7)
+    extra = random_codec_state(seed)
+    vision = random_visual_state(SMALL_PE, seed=seed + 1)
+    vision["model.logit_scale"] = np.asarray(4.6, np.float32)
+    extra.update({"vision_encoder." + k: v for k, v in vision.items()})
+    span = rng.standard_normal((6, 4)).astype(ml_dtypes.bfloat16)
+    extra["span_predictor.head.weight"] = span
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = release_config_from_model(m)
+    config["vision_encoder"] = {"name": "PE-Core-tiny-test"}
+    config["samaudio_jax"] = {"config": {"codec": SMALL_DACVAE}}
+    (directory / "config.json").write_text(json.dumps(config))
+    from samaudio_jax.state_dict_io import write_state_dict
+
+    state = {**random_release_state_dict(m, seed), **extra}
+    write_state_dict(state, directory / "checkpoint.pt")
+    return directory, m

@@ -211,7 +211,7 @@ def separator_dir(tmp_path_factory):
     from samaudio_jax.sample import loading
 
     path = tmp_path_factory.mktemp("separator") / "sep"
-    loading.save_separator(path, loading.build_separator(get_config()))
+    loading.save(loading.build_separator(get_config()), path)
     return path
 
 

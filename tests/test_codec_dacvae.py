@@ -13,11 +13,11 @@ from flax import nnx
 from transformers import DacConfig
 from transformers.models.dac.modeling_dac import DacDecoder, DacEncoder
 
-from samaudio_jax.checkpoint.codec_keys import export_codec_state, import_codec_state
 from samaudio_jax.codec import build_codec
 from samaudio_jax.codec.base import jit_method
 from samaudio_jax.codec.dacvae import DacVaeCodec
 from samaudio_jax.codec.dacvae_layers import conv_transpose1d
+from samaudio_jax.codec.factory import export_codec_state, import_codec_state
 from samaudio_jax.config_schema import default_config
 from tests import dacvae_torch_reference as ref
 
@@ -203,10 +203,12 @@ def test_import_then_export_is_bit_exact_with_the_release_key_set(release):
 
 def test_release_config_has_317_codec_keys_and_the_published_parameter_counts():
     full = nnx.eval_shape(lambda: DacVaeCodec(seed=None))
-    from samaudio_jax.checkpoint.codec_keys import codec_key_map
+    from samaudio_jax.keymaps.codec import codec_rules
 
-    pairs = codec_key_map(full)
-    assert len({k for k, _ in pairs}) == len(pairs) == 317
+    rules = codec_rules(full)
+    assert len({r.release for r in rules}) == len(rules) == 317
+    variables = {".".join(map(str, p)): v for p, v in nnx.to_flat_state(nnx.state(full))}
+    pairs = [(r.release, variables[r.ours]) for r in rules]
 
     def count(m):
         return sum(int(np.prod(v.shape)) for v in jax.tree.leaves(nnx.state(m)))

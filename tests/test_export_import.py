@@ -13,16 +13,20 @@ import torch
 from flax import nnx
 
 from bench.torch_dit import TorchSAMAudioFlow
-from samaudio_jax.checkpoint import release_io
-from samaudio_jax.checkpoint.export import (
-    LATENT_SCALE_KEY,
-    export_separator,
-    import_separator,
-    is_release_architecture,
-)
+from samaudio_jax.checkpoint.bundle import flat_params
+from samaudio_jax.checkpoint.release_dir import LATENT_SCALE_KEY, is_release_architecture
 from samaudio_jax.cli.config_loader import load_config
 from samaudio_jax.demo import outputs_identical
-from samaudio_jax.sample.loading import build_separator, flat_params
+from samaudio_jax.sample.loading import build_separator, load, save
+from samaudio_jax.state_dict_io import read_state_dict, write_state_dict
+
+
+def export_separator(separator, out):
+    return save(separator, out)
+
+
+def import_separator(directory, aux_dir=None):
+    return load(directory)
 
 
 def tiny_demo_config(head="gated_mix", text_to_adaln=True):
@@ -76,8 +80,8 @@ def test_export_then_import_reproduces_every_tensor_and_output_exactly(tmp_path)
     assert again.config.model.to_dict() == sep.config.model.to_dict()
     assert outputs_identical(sep, again) == 0.0
     # the .pt and .safetensors files hold the same tensors
-    pt, _ = release_io.read_state_dict(tmp_path / "export" / "checkpoint.pt")
-    st, _ = release_io.read_state_dict(tmp_path / "export" / "model.safetensors")
+    pt, _ = read_state_dict(tmp_path / "export" / "checkpoint.pt")
+    st, _ = read_state_dict(tmp_path / "export" / "model.safetensors")
     assert pt.keys() == st.keys() and LATENT_SCALE_KEY in pt
     assert any(k.startswith("text_encoder.") for k in pt)
     for k in pt:
@@ -123,7 +127,7 @@ def test_release_architecture_flag_is_true_only_for_release_parts():
 
 def test_import_without_config_json_names_the_file(tmp_path):
     (tmp_path / "d").mkdir()
-    with pytest.raises(ValueError, match="config.json"):
+    with pytest.raises(ValueError, match="neither a training workdir"):
         import_separator(tmp_path / "d", tmp_path / "aux")
 
 
@@ -139,19 +143,19 @@ def test_import_with_shapes_disagreeing_with_config_names_field_or_key(tmp_path)
     # config consistent, one tensor of the wrong shape: the key is named
     meta["transformer"]["n_layers"] = 2
     (out / "config.json").write_text(json.dumps(meta))
-    state, _ = release_io.read_state_dict(out / "model.safetensors")
+    state, _ = read_state_dict(out / "model.safetensors")
     state["proj.weight"] = np.zeros((3, 3), np.float32)
     (out / "checkpoint.pt").unlink()
-    release_io.write_state_dict(state, out / "model.safetensors")
+    write_state_dict(state, out / "model.safetensors")
     with pytest.raises(ValueError, match="proj.weight"):
         import_separator(out, tmp_path / "aux")
 
 
 def test_export_of_workdir_without_checkpoint_names_the_workdir(tmp_path):
-    from samaudio_jax.checkpoint.workdir import separator_from_workdir
+    from samaudio_jax.checkpoint.workdir import read_workdir
 
     with pytest.raises(ValueError, match="no training checkpoint"):
-        separator_from_workdir(tmp_path / "empty")
+        read_workdir(tmp_path / "empty")
 
 
 def test_outputs_identical_detects_a_changed_weight(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from samaudio_jax.checkpoint.release_io import build_flow, flow_arrays_from_state_dict
+from samaudio_jax.model.factory import build_flow, flow_arrays_from_state_dict
 from tests.mlx_reference import mlx_reference
 from tests.release_fixtures import random_release_state_dict, small_model_config
 

@@ -1,10 +1,10 @@
-"""Release checkpoint I/O: exact round trips, both file formats, scanned layers, named errors,
-parts of the file owned by other packages reported (or handed to their importers)."""
+"""Release checkpoint I/O (checkpoint/release_dir.py through samaudio_jax.load / save): exact
+round trips, both file formats, scanned layers, named errors, the release's other parts carried
+through unchanged."""
 
 from __future__ import annotations
 
 import json
-import logging
 
 import jax.numpy as jnp
 import ml_dtypes
@@ -12,30 +12,41 @@ import numpy as np
 import pytest
 import torch
 
-from samaudio_jax.checkpoint import (
-    ReleasePart,
-    load_release,
-    read_state_dict,
-    register_part,
-    registered_parts,
-    release_io,
-    save_release,
-)
+import samaudio_jax as sa
+from samaudio_jax.checkpoint import release_config_from_model
+from samaudio_jax.checkpoint.release_dir import write_release_dir as save_dir
+from samaudio_jax.state_dict_io import read_state_dict
 from tests.release_fixtures import random_release_state_dict, small_model_config, write_release_dir
 
+CARRIED = {"span_predictor.proj.weight": np.arange(6, dtype=np.float32).reshape(2, 3)}
 
-def load_flow(path, config=None, **kwargs):
-    """The flow network (and a codec importer when one is registered); vision is skipped."""
-    return load_release(path, config, parts=("audio_codec",), **kwargs)
+
+def load_flow(path, model_config=None):
+    """(separator, its config.model) of a release dir; a requested config.model's numerics
+    fields (scan_layers, param_dtype) are set the way a fine-tuning run would."""
+    sep = sa.load(path)
+    if model_config is not None:
+        from samaudio_jax.model.factory import (
+            build_flow,
+            flow_arrays_from_state_dict,
+            flow_state_dict,
+        )
+        from samaudio_jax.train.init_from import check_architecture
+
+        config = sep.config.copy_and_resolve_references()
+        config.model = model_config
+        check_architecture(config, sep)
+        state = flow_state_dict(sep.model, sep.config.model)
+        sep.model = build_flow(model_config, flow_arrays_from_state_dict(state, model_config))
+        sep.config = config
+    return sep
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     m = small_model_config()
     state = random_release_state_dict(m, seed=2)
-    codec = {"audio_codec.encoder.block.0.weight_v": np.ones((4, 1, 7), np.float32)}
-    vision = {"vision_encoder.model.proj": np.ones((3, 3), np.float32)}
-    d = write_release_dir(tmp_path_factory.mktemp("rel"), m, state, extra={**codec, **vision})
+    d = write_release_dir(tmp_path_factory.mktemp("rel"), m, state, extra=CARRIED)
     return m, state, d
 
 
@@ -50,11 +61,11 @@ def assert_same_state(a: dict, b: dict):
 @pytest.mark.parametrize("fmt", ["pt", "safetensors"])
 def test_export_of_import_is_bit_exact(release, tmp_path, scan_layers, fmt):
     m, state, d = release
-    model, config, report = load_flow(d, small_model_config(scan_layers=scan_layers))
-    assert sorted(report.loaded) == sorted(state)
-    written = save_release(model, config, tmp_path, formats=(fmt,))
-    again, _ = read_state_dict(written[-1])
-    assert_same_state(state, again)
+    sep = load_flow(d, small_model_config(scan_layers=scan_layers))
+    assert sep.codec is None and sep.text_encoder is None  # a flow-only file: none to give
+    written = save_dir(sep, tmp_path, formats=(fmt,))
+    again, _ = read_state_dict(written[0])
+    assert_same_state({**state, **CARRIED}, again)
     exported_config = json.loads((tmp_path / "config.json").read_text())
     assert exported_config["transformer"]["dim"] == m.dim
     assert exported_config["transformer"]["n_layers"] == m.num_layers
@@ -65,15 +76,15 @@ def test_bfloat16_file_round_trips_with_its_own_dtypes(tmp_path):
     state = {k: v.astype(ml_dtypes.bfloat16) for k, v in random_release_state_dict(m, 3).items()}
     d = tmp_path / "bf16"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps(release_io.release_config_from_model(m)))
+    (d / "config.json").write_text(json.dumps(release_config_from_model(m)))
     torch.save(
         {k: torch.from_numpy(v.view(np.int16)).view(torch.bfloat16) for k, v in state.items()},
         d / "checkpoint.pt",
     )
-    model, config, report = load_flow(d)
-    assert set(report.dtypes.values()) == {"bfloat16"}
+    sep = load_flow(d)
+    assert set(sep.dtypes.values()) == {"bfloat16"}
     out = tmp_path / "out"
-    save_release(model, config, out, formats=("pt", "safetensors"), dtypes=report.dtypes)
+    sa.save(sep, out)
     for name in ("checkpoint.pt", "model.safetensors"):
         again, _ = read_state_dict(out / name)
         assert_same_state(state, again)
@@ -81,10 +92,11 @@ def test_bfloat16_file_round_trips_with_its_own_dtypes(tmp_path):
 
 def test_config_comes_from_config_json_and_outputs_follow_the_weights(release):
     m, state, d = release
-    model, config, _ = load_flow(d)
+    sep = load_flow(d)
+    model, config = sep.model, sep.config
     for field in ("dim", "num_layers", "num_heads", "latent_dim", "text_dim", "video_dim"):
         assert config.model[field] == m[field], field
-    scanned, _, _ = load_flow(d, small_model_config(scan_layers=True))
+    scanned = load_flow(d, small_model_config(scan_layers=True)).model
     assert np.array_equal(
         np.asarray(model.transformer.layers[1].attention.wq[...]),
         np.asarray(scanned.transformer.layers.attention.wq[...][1]),
@@ -96,40 +108,13 @@ def test_config_comes_from_config_json_and_outputs_follow_the_weights(release):
     assert ours.shape == (m.dim, hd, h)
 
 
-def test_other_parts_are_reported_as_skipped(release, caplog):
+def test_other_parts_are_carried_unchanged(release):
     _, _, d = release
-    with caplog.at_level(logging.INFO, logger="samaudio_jax.checkpoint.release_io"):
-        _, _, report = load_flow(d)
-    assert report.skipped == {
-        "audio_codec": ["audio_codec.encoder.block.0.weight_v"],
-        "vision_encoder": ["vision_encoder.model.proj"],
-    }
-    assert "audio_codec." in caplog.text
-
-
-def test_a_registered_importer_receives_its_keys_and_exports_them_back(release, tmp_path):
-    _, state, d = release
-    saved = registered_parts()["audio_codec"]
-    try:
-        register_part(
-            ReleasePart(
-                "audio_codec",
-                "audio_codec.",
-                load=lambda sub, cfg: {"arrays": sub, "rate": cfg["audio_codec"]["sample_rate"]},
-                export=lambda obj: obj["arrays"],
-            )
-        )
-        model, config, report = load_flow(d)
-        codec = report.parts["audio_codec"]
-        assert codec["rate"] == 48000 and list(codec["arrays"]) == ["encoder.block.0.weight_v"]
-        assert "audio_codec" not in report.skipped
-        written = save_release(model, config, tmp_path, parts={"audio_codec": codec})
-        again, _ = read_state_dict(written[-1])
-        assert set(again) == set(state) | {"audio_codec.encoder.block.0.weight_v"}
-    finally:
-        register_part(saved)
-    with pytest.raises(ValueError, match="overlaps"):
-        register_part(ReleasePart("codec2", "audio_codec.enc"))
+    sep = load_flow(d)
+    assert set(sep.carried) == set(CARRIED)
+    np.testing.assert_array_equal(
+        sep.carried["span_predictor.proj.weight"], CARRIED["span_predictor.proj.weight"]
+    )
 
 
 def test_missing_key_is_an_error_naming_it(release, tmp_path):
@@ -172,7 +157,7 @@ def test_unsupported_release_setting_names_the_field(release, tmp_path):
 
 def test_numerics_fields_come_from_the_requested_config(release):
     _, state, d = release
-    model, config, _ = load_flow(d, small_model_config(param_dtype="bfloat16"))
-    assert config.param_dtype == "bfloat16"  # a config.model in, a config.model out
-    wq = model.transformer.layers[0].attention.wq[...]
+    sep = load_flow(d, small_model_config(param_dtype="bfloat16"))
+    assert sep.config.model.param_dtype == "bfloat16"
+    wq = sep.model.transformer.layers[0].attention.wq[...]
     assert wq.dtype == jnp.bfloat16

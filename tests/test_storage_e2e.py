@@ -129,8 +129,9 @@ def test_train_kill_resume_export_import_all_in_the_bucket(gcs_server, gcs_bucke
         "export/checkpoint.pt",
         "export/model.safetensors",
         "imported/checkpoints/0/commit_success.txt",
-        "imported/separator/model.safetensors",
-        "imported/separator/config.json",
+        "imported/frozen/latent_scale.npy",
+        "imported/frozen/dtypes.json",
+        "imported/config.json",
         "imported/config.py",
     ):
         assert name in names, (name, names)
@@ -144,15 +145,17 @@ def test_train_kill_resume_export_import_all_in_the_bucket(gcs_server, gcs_bucke
 
     # Load it back (in this process, from the bucket): the imported separator and the export
     # hold the trained weights, and the log covers every step.
-    from samaudio_jax.checkpoint import release_io
-    from samaudio_jax.sample.loading import flat_params, load_separator
+    from samaudio_jax.checkpoint.bundle import flat_params
+    from samaudio_jax.model.factory import flow_state_dict
+    from samaudio_jax.sample.loading import load
+    from samaudio_jax.state_dict_io import read_state_dict
     from samaudio_jax.train.metrics import read_losses
 
     assert sorted(read_losses(run)) == list(range(1, STEPS + 1))
-    separator = load_separator(f"{gcs_bucket}/imported/separator")
-    state, file = release_io.read_state_dict(f"{gcs_bucket}/export")
+    separator = load(f"{gcs_bucket}/imported")
+    state, file = read_state_dict(f"{gcs_bucket}/export")
     assert file == f"{gcs_bucket}/export/model.safetensors"
-    exported = release_io.flow_state_dict(separator.model, separator.config.model)
+    exported = flow_state_dict(separator.model, separator.config.model)
     assert exported.keys() == {k for k in state if k in exported}
     for k, v in exported.items():
         np.testing.assert_array_equal(np.asarray(v), np.asarray(state[k]), err_msg=k)

@@ -8,8 +8,8 @@ import torch
 from flax import nnx
 
 from bench.torch_dit import TorchSAMAudioFlow, sample_midpoint
-from samaudio_jax.checkpoint.release_io import flow_state_dict
 from samaudio_jax.model import SAMAudioFlow
+from samaudio_jax.model.factory import flow_state_dict
 from samaudio_jax.sample import solvers
 from tests.release_fixtures import tiny_model_config
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samaudio_jax.checkpoint.vision_io import load_vision_part
+from samaudio_jax.vision.factory import load_vision_part
 from samaudio_jax.vision.features import FrameEncoder
 from samaudio_jax.vision.pe import rope_angles
 from tests.vision_reference import SMALL_PE, random_visual_state, run_timm, vision_python_or_skip

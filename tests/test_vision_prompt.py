@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from samaudio_jax.checkpoint.release_io import build_flow, flow_arrays_from_state_dict
-from samaudio_jax.checkpoint.vision_io import load_vision_part, load_vision_tower
+from samaudio_jax.model.factory import build_flow, flow_arrays_from_state_dict
 from samaudio_jax.vision import video as V
+from samaudio_jax.vision.factory import load_vision_part, load_vision_tower
 from samaudio_jax.vision.features import FrameEncoder, video_prompt_features
 from tests.release_fixtures import random_release_state_dict, small_model_config, write_release_dir
 from tests.vision_reference import SMALL_PE, random_visual_state, write_test_video

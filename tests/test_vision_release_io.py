@@ -1,6 +1,6 @@
-"""vision_encoder.* through release_io: loaded into a PEVisionTower by the registered part
-importer, written back by its exporter with the same key set, bytes and dtypes (the unused
-CLIP text tower carried through unchanged)."""
+"""vision_encoder.* through samaudio_jax.load / save: loaded into a PEVisionTower
+(vision/factory.py), written back with the same key set, bytes and dtypes (the unused CLIP text
+tower carried through unchanged)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from samaudio_jax.checkpoint import load_release, read_state_dict, registered_parts, save_release
-from samaudio_jax.checkpoint.release_io import _numpy_to_torch
-from samaudio_jax.checkpoint.vision_io import VisionEncoderPart
+import samaudio_jax as sa
+from samaudio_jax.state_dict_io import numpy_to_torch as _numpy_to_torch
+from samaudio_jax.state_dict_io import read_state_dict
+from samaudio_jax.vision.factory import VisionEncoderPart
 from samaudio_jax.vision.pe import PEVisionTower
 from tests.release_fixtures import random_release_state_dict, small_model_config, write_release_dir
 from tests.vision_reference import SMALL_PE as CFG
@@ -46,14 +47,14 @@ def test_vision_encoder_keys_round_trip_bit_exact(tmp_path, dtype):
     tensors = {k: _numpy_to_torch(v) for k, v in {**state, **extra}.items()}
     torch.save(tensors, src / "checkpoint.pt")
 
-    model, config, report = load_release(src)
-    part = report.parts["vision_encoder"]
+    sep = sa.load(src)
+    part = sep.vision_part
     assert isinstance(part, VisionEncoderPart) and isinstance(part.tower, PEVisionTower)
     assert part.tower.cfg.layers == CFG.layers and part.tower.cfg.width == CFG.width
     assert set(part.carried) == {k for k in vision if not k.startswith("model.visual.")}
-    assert "vision_encoder" not in report.skipped
+    assert sep.config.vision.checkpoint == str(src) and sep.config.vision.layers == CFG.layers
 
-    save_release(model, config, tmp_path / "out", parts={"vision_encoder": part})
+    sa.save(sep, tmp_path / "out")
     written = read_state_dict(tmp_path / "out")[0]
     original = {**state, **extra}
     assert set(written) == set(original)
@@ -63,11 +64,6 @@ def test_vision_encoder_keys_round_trip_bit_exact(tmp_path, dtype):
         assert written[key].tobytes() == value.tobytes(), key
 
 
-def test_vision_encoder_part_is_registered():
-    part = registered_parts()["vision_encoder"]
-    assert part.prefix == "vision_encoder." and part.load is not None and part.export is not None
-
-
 def test_an_unexpected_visual_key_is_an_error_naming_it(tmp_path):
     m = small_model_config(video_dim=CFG.output_dim)
     vision = random_visual_state(CFG, seed=1)
@@ -75,4 +71,4 @@ def test_an_unexpected_visual_key_is_an_error_naming_it(tmp_path):
     extra = {"vision_encoder." + k: v for k, v in vision.items()}
     src = write_release_dir(tmp_path / "src", m, random_release_state_dict(m), extra=extra)
     with pytest.raises(KeyError, match="model.visual.rope.freqs"):
-        load_release(src)
+        sa.load(src)

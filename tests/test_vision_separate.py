@@ -16,9 +16,9 @@ import pytest
 import soundfile
 
 from configs.tiny import get_config
-from samaudio_jax.checkpoint.release_io import write_state_dict
 from samaudio_jax.cli import separate as separate_cli
 from samaudio_jax.sample import loading
+from samaudio_jax.state_dict_io import write_state_dict
 from samaudio_jax.vision.features import per_input_video_features
 from tests.vision_reference import SMALL_PE, random_visual_state, write_test_video
 
@@ -66,7 +66,7 @@ def test_videos_and_masks_equal_features_fed_directly_and_change_the_result(sepa
     )
     frames = int(np.ceil(len(mix[0]) / 16))  # 150 latent frames
     feats = per_input_video_features(
-        separator.vision,
+        separator.frame_encoder(),
         [files / "clip.mkv"],
         [frames],
         [files / "mask.mkv"],
@@ -92,7 +92,7 @@ def cli(argv):
 
 @pytest.mark.slow
 def test_cli_video_and_mask_give_the_api_result(separator, files, tmp_path, monkeypatch):
-    monkeypatch.setattr(loading, "load_separator", lambda _: separator)
+    monkeypatch.setattr(loading, "load", lambda _: separator)
     out = tmp_path / "out"
     argv = ["--checkpoint", str(files), "--input", str(files / "mix.wav"), "--description", "x"]
     argv += ["--video", str(files / "clip.mkv"), "--mask", str(files / "mask.mkv")]
@@ -112,7 +112,7 @@ def test_cli_video_and_mask_give_the_api_result(separator, files, tmp_path, monk
 
 
 def test_cli_refuses_bad_video_input(separator, files, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(loading, "load_separator", lambda _: separator)
+    monkeypatch.setattr(loading, "load", lambda _: separator)
     base = ["--checkpoint", str(files), "--input", str(files / "mix.wav"), "--description", "x"]
     base += ["--out", str(tmp_path), "--no_plot", "--cache_dir", "none"]
     assert cli(base + ["--mask", str(files / "mask.mkv")]) == 2

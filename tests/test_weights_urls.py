@@ -1,5 +1,5 @@
 """Weights and configs read from a bucket (gs:// on the test GCS server): a T5 directory
-(`text.t5_dir`), a release directory (load_release), a codec checkpoint (`codec.checkpoint`),
+(`text.t5_dir`), a release directory (samaudio_jax.load), a codec checkpoint (`codec.checkpoint`),
 a vision checkpoint and a latent scale load through the URL exactly as their local copies do,
 and a missing file is a one-line error naming the URL."""
 
@@ -14,16 +14,16 @@ import torch
 from flax import nnx
 from train_testlib import subprocess_env, train_cli
 
-from samaudio_jax.checkpoint import load_release
-from samaudio_jax.checkpoint.codec_keys import export_codec_state, load_codec_checkpoint
-from samaudio_jax.checkpoint.vision_io import load_vision_tower
+import samaudio_jax as sa
 from samaudio_jax.codec import build_codec
+from samaudio_jax.codec.factory import export_codec_state, load_codec_checkpoint
 from samaudio_jax.codec.frames import load_latent_scale, save_latent_scale
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.paths import as_path
 from samaudio_jax.text import build_text_encoder
 from samaudio_jax.text.t5_import import load_t5_network, load_t5_text_encoder
 from samaudio_jax.text.tokenizer import T5Tokenizer
+from samaudio_jax.vision.factory import load_vision_tower
 from tests import dacvae_torch_reference as ref
 from tests.release_fixtures import random_release_state_dict, small_model_config, write_release_dir
 from tests.test_codec_dacvae import SMALL, WM
@@ -165,8 +165,17 @@ def release_dir(tmp_path):
     extra = {"audio_codec." + k: v.detach().numpy() for k, v in codec_ref.state_dict().items()}
     vision = random_visual_state(SMALL_PE, seed=1)
     extra.update({"vision_encoder." + k: v for k, v in vision.items()})
-    m = small_model_config(video_dim=SMALL_PE.output_dim)
-    return write_release_dir(tmp_path / "release", m, random_release_state_dict(m), extra)
+    m = small_model_config(video_dim=SMALL_PE.output_dim, latent_dim=SMALL["latent"])
+    m.out_channels, m.in_channels = 2 * SMALL["latent"], 6 * SMALL["latent"]
+    sizes = {"codec": dict(_small_codec_config("").items())}  # the release cannot say them
+    sizes["codec"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sizes["codec"].items()}
+    return write_release_dir(
+        tmp_path / "release",
+        m,
+        random_release_state_dict(m),
+        extra,
+        config_overrides={"samaudio_jax": {"config": sizes}},
+    )
 
 
 def _small_codec_config(checkpoint: str):
@@ -184,11 +193,14 @@ def test_release_directory_in_a_bucket_loads_like_its_local_copy(
     gcs_server, gcs_bucket, release_dir
 ):
     url = _upload(release_dir, f"{gcs_bucket}/release")
-    remote, remote_cfg, report = load_release(url)
-    local, local_cfg, _ = load_release(release_dir)
-    assert report.file == f"{url}/checkpoint.pt"
-    assert remote_cfg.model.to_dict() == local_cfg.model.to_dict()
-    _assert_same_params(remote, local)
+    remote, local = sa.load(url), sa.load(release_dir)
+    assert remote.source == url and remote.config.codec.checkpoint == url
+    assert remote.config.model.to_dict() == local.config.model.to_dict()
+    _assert_same_params(remote.model, local.model)
+    a, b = export_codec_state(remote.codec), export_codec_state(local.codec)
+    assert set(a) == set(b) and len(a) > 0
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
     # vision.checkpoint and codec.checkpoint naming the bucket directory
     _assert_same_params(load_vision_tower(url), load_vision_tower(release_dir))
     codec_remote = build_codec(_small_codec_config(url))
@@ -201,22 +213,22 @@ def test_release_directory_in_a_bucket_loads_like_its_local_copy(
 
 def test_missing_release_files_in_a_bucket_name_the_url(gcs_server, gcs_bucket, release_dir):
     url = f"{gcs_bucket}/missing"
-    with pytest.raises(FileNotFoundError, match="no such file or directory") as err:
-        load_release(url)  # names the directory, not the bucket root's config.json
+    with pytest.raises(ValueError, match="no such directory") as err:
+        sa.load(url)  # names the directory, not the bucket root's config.json
     assert str(err.value).endswith(url) and "\n" not in str(err.value)
     weights = as_path(url) / "checkpoint.pt"
     weights.write_bytes((release_dir / "checkpoint.pt").read_bytes())
-    with pytest.raises(FileNotFoundError) as err:
-        load_release(url)
+    with pytest.raises(ValueError) as err:
+        sa.load(url)
     assert f"{url}/config.json" in str(err.value) and "\n" not in str(err.value)
     (as_path(url) / "config.json").write_bytes((release_dir / "config.json").read_bytes())
     weights.unlink()
-    with pytest.raises(FileNotFoundError, match="holds neither") as err:
-        load_release(url)
+    with pytest.raises(ValueError, match="neither checkpoint.pt nor") as err:
+        sa.load(url)
     assert url in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ValueError, match="codec.checkpoint") as err:
         build_codec(_small_codec_config(url))
-    assert f"{url}/checkpoint.pt" in str(err.value)
+    assert f"{url}: holds neither" in str(err.value)
     codec = build_codec(_small_codec_config(""))
     with pytest.raises(ValueError, match="codec.checkpoint"):
         load_codec_checkpoint(codec, f"{gcs_bucket}/nothing.pt")

@@ -17,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from samaudio_jax.checkpoint import vision_keys
+from samaudio_jax.keymaps import vision as vision_keys
 from samaudio_jax.vision.pe import PEConfig
 
 HELPERS = pathlib.Path(__file__).parent / "helpers"
@@ -94,8 +94,8 @@ def random_visual_state(cfg: PEConfig, seed: int = 0) -> dict[str, np.ndarray]:
         "attn_pool.probe": ((1, 1, w), None),
     }
     state = {}
-    for key, _, _ in vision_keys.vision_key_rules(cfg.layers):
-        name = key[len(vision_keys.VISUAL) :]
+    for rule in vision_keys.vision_rules(cfg.layers):
+        name = rule.release[len(vision_keys.VISUAL) :]
         if name in shapes:
             shape, fan_in = shapes[name]
         elif name.endswith("in_proj_weight"):
@@ -120,7 +120,7 @@ def random_visual_state(cfg: PEConfig, seed: int = 0) -> dict[str, np.ndarray]:
             value = 0.1 * rng.standard_normal(shape)
         if name in ("class_embedding", "positional_embedding", "attn_pool.probe"):
             value = 0.5 * rng.standard_normal(shape)
-        state[key] = value.astype(np.float32)
+        state[rule.release] = value.astype(np.float32)
     return state
 
 

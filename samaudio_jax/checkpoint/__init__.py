@@ -1,35 +1,30 @@
-"""Checkpoint I/O: the release's PyTorch layout (release_io) and its key maps (flow_keys,
-vision_keys). Importing the package registers the vision encoder's part (vision_io)."""
+"""Checkpoint layouts and workdirs (the layer that knows files; keymaps/ knows tensor names).
 
-from samaudio_jax.checkpoint import vision_io
+load.py         load_bundle(source): a workdir, a release/export directory or a Hub id -> Bundle
+bundle.py       Bundle (every part a source holds, as modules), config helpers
+release_dir.py  the release layout (config.json + checkpoint.pt / model.safetensors): read, write
+workdir.py      WORKDIR/checkpoints (Orbax, read-only readers) and WORKDIR/frozen (frozen parts)
+hub.py          Hub ids through huggingface_hub (revision, HF_TOKEN, cache, offline mode)
+orbax_io.py     the trainer's Orbax manager; lock.py the workdir's one-writer lock
+release_config  the release's config.json <-> config.model
+"""
+
+from samaudio_jax.checkpoint.bundle import Bundle
+from samaudio_jax.checkpoint.load import load_bundle, source_kind
 from samaudio_jax.checkpoint.release_config import (
     model_config_from_release,
     read_release_config,
     release_config_from_model,
 )
-from samaudio_jax.checkpoint.release_io import (
-    ReleasePart,
-    ReleaseReport,
-    flow_state_dict,
-    load_release,
-    read_state_dict,
-    register_part,
-    registered_parts,
-    save_release,
-)
-
-vision_io.register()
+from samaudio_jax.checkpoint.release_dir import read_release_dir, write_release_dir
 
 __all__ = [
-    "ReleasePart",
-    "ReleaseReport",
-    "flow_state_dict",
-    "load_release",
+    "Bundle",
+    "load_bundle",
     "model_config_from_release",
     "read_release_config",
-    "read_state_dict",
-    "register_part",
-    "registered_parts",
+    "read_release_dir",
     "release_config_from_model",
-    "save_release",
+    "source_kind",
+    "write_release_dir",
 ]

@@ -14,8 +14,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help="a training workdir (latest checkpoint, EMA when present), a separator dir or an "
-        "export/release dir",
+        help="a training workdir (latest checkpoint, EMA when present), a release/export "
+        "directory or a Hugging Face Hub id",
     )
     parser.add_argument("--data", required=True, help="directory with a test/ shard split")
     parser.add_argument(

@@ -25,14 +25,18 @@ import math
 import os
 import sys
 
-from samaudio_jax.io_atomic import atomic_write_stream
 from samaudio_jax.paths import Path, as_path, is_url
+from samaudio_jax.sample.spectrograms import save_spectrograms, spectrogram_db  # noqa: F401
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="separator directory (loading.py)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a training workdir, a release/export directory or a Hub id",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="an audio file, or a folder of audio files")
     source.add_argument("--manifest", help="JSON lines: input, description, spans, name")
@@ -246,54 +250,6 @@ def collect_jobs(args) -> list[dict]:
     ]
 
 
-def spectrogram_db(wav, nfft: int, hop: int, floor: float = 1e-12):
-    """Power spectrogram in dB (F, T) of a mono waveform: Hann-windowed frames of `nfft`
-    samples every `hop`, power floored at `floor` so that silence gives a finite value."""
-    import numpy as np
-
-    wav = np.asarray(wav, np.float64).reshape(-1)
-    if wav.size < nfft:
-        wav = np.pad(wav, (0, nfft - wav.size))
-    count = 1 + (wav.size - nfft) // hop
-    frames = wav[np.arange(nfft)[None, :] + hop * np.arange(count)[:, None]]
-    power = np.abs(np.fft.rfft(frames * np.hanning(nfft), axis=-1)) ** 2
-    return 10.0 * np.log10(np.maximum(power, floor)).T
-
-
-def save_spectrograms(path: Path, mixture, target, residual, sample_rate: int) -> None:
-    """A PNG with the spectrograms of mixture, target and residual (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
-    nfft = 512 if sample_rate >= 16000 else 256
-    panels = [(wav, spectrogram_db(wav, nfft, nfft // 2)) for wav in (mixture, target, residual)]
-    # One colour scale for all three, 100 dB deep; silence (the -120 dB floor) is darkest.
-    top = max(max(float(db.max()) for _, db in panels), -20.0)
-    for ax, (wav, db), title in zip(axes, panels, ("mixture", "target", "residual")):
-        seconds = max(np.asarray(wav).size, nfft) / sample_rate
-        ax.imshow(
-            db,
-            origin="lower",
-            aspect="auto",
-            cmap="magma",
-            extent=(0.0, seconds, 0.0, sample_rate / 2),
-            vmin=top - 100.0,
-            vmax=top,
-        )
-        ax.set_title(title)
-        ax.set_ylabel("Hz")
-    axes[-1].set_xlabel("seconds")
-    fig.tight_layout()
-    try:
-        atomic_write_stream(path, lambda f: fig.savefig(f, dpi=100, format="png"))
-    finally:
-        plt.close(fig)
-
-
 def run(args, overrides) -> int:
     try:
         return _run(args, overrides)
@@ -313,7 +269,7 @@ def _run(args, overrides) -> int:
 
     if args.solver is not None:
         solvers.check_solver(args.solver, where="--solver")
-    separator = loading.load_separator(args.checkpoint)
+    separator = loading.load(args.checkpoint)
     apply_overrides(separator.config, overrides)
     options = {}
     if args.solver is not None:
@@ -343,9 +299,7 @@ def _run(args, overrides) -> int:
         raise ValueError(f"--batch_size: expected >= 1, got {batch_size}")
     encoder = None
     if any(j.get("video") for j in jobs):
-        from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
-
-        encoder = frame_encoder_from_config(separator.config.vision)
+        encoder = separator.frame_encoder()
     items = tqdm(range(0, len(jobs), batch_size), desc="batches", disable=len(jobs) <= 1)
     for first in items:
         group = jobs[first : first + batch_size]

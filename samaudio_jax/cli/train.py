@@ -29,6 +29,19 @@ def add_arguments(parser) -> None:
         "that trainer is known to be gone; a dead process on this host is detected alone)",
     )
     parser.add_argument(
+        "--init_from",
+        default=None,
+        help="start a fresh workdir from these weights: a release or export directory, a "
+        "training workdir or a Hugging Face Hub id (e.g. facebook/sam-audio-large); the "
+        "flow network trains, the codec / vision tower / T5 they carry stay frozen",
+    )
+    parser.add_argument(
+        "--allow_random_codec",
+        action="store_true",
+        help="train even though config.codec is a DACVAE without weights (codec.checkpoint "
+        "empty, no --init_from): its latents are random, so the run is meaningless",
+    )
+    parser.add_argument(
         "--allow_config_change",
         default="",
         help="comma-separated config fields or sections (e.g. data.dir,layout) that may "
@@ -51,6 +64,7 @@ def run(args, overrides) -> int:
     try:
         config = load_config(args.config, overrides)
         allow = parse_allow_list(args.allow_config_change)
+        _check_codec(config, args)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
@@ -61,6 +75,7 @@ def run(args, overrides) -> int:
             stop_after_steps=args.stop_after_steps,
             force_unlock=args.force_unlock,
             allow_config_change=allow,
+            init_from=args.init_from,
         )
     except (
         TrainingDivergedError,
@@ -70,11 +85,30 @@ def run(args, overrides) -> int:
     ) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
-    except FileNotFoundError as e:  # a weights/config file the config names (text.t5_dir, ...)
+    except (FileNotFoundError, KeyError) as e:  # a weights/config file the config names
+        print(f"error: {e}", file=sys.stderr, flush=True)  # (text.t5_dir, ...), a bad source
+        return 2
+    except ValueError as e:  # --init_from: an unreadable source or a mismatched architecture
+        if args.init_from is None:
+            raise
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     print(f"done: step {result.final_step}", flush=True)
     return 0
+
+
+def _check_codec(config, args) -> None:
+    """A DACVAE without weights makes the run meaningless: refuse unless asked (one line)."""
+    from samaudio_jax.checkpoint.workdir import with_frozen_parts
+
+    codec = with_frozen_parts(config, args.workdir).codec
+    if codec.kind != "dacvae" or codec.checkpoint or args.init_from or args.allow_random_codec:
+        return
+    raise ValueError(
+        "config.codec.checkpoint: empty, so the DACVAE codec would be RANDOM and the run "
+        "meaningless; set --config.codec.checkpoint=RELEASE_DIR, start from weights with "
+        "--init_from, or pass --allow_random_codec"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

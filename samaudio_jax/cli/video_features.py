@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args, overrides) -> int:
-    from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
+    from samaudio_jax.vision.factory import frame_encoder_from_config
     from samaudio_jax.vision.features import clip_features
     from samaudio_jax.vision.video import read_video
 

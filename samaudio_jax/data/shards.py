@@ -104,7 +104,7 @@ def decode_audio(
         raise AudioDecodeError(f"{path}: the audio holds NaN or infinite samples")
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return np.asarray(mono, dtype=np.float32, order="C")
 
 
 def video_to_float16(video: np.ndarray, where: str) -> np.ndarray:
@@ -115,7 +115,7 @@ def video_to_float16(video: np.ndarray, where: str) -> np.ndarray:
         raise ValueError(f"{where}: video features must be (T, Dv), got shape {video.shape}")
     if not np.all(np.isfinite(video)) or np.max(np.abs(video), initial=0.0) > 65504.0:
         raise ValueError(f"{where}: video features hold NaN, infinite or >65504 values")
-    return np.ascontiguousarray(video, dtype="<f2")
+    return np.asarray(video, dtype="<f2", order="C")
 
 
 def encode_record(meta: dict, audio: np.ndarray, video: np.ndarray | None = None) -> bytes:

@@ -104,7 +104,7 @@ def entry_video_features(
 def shard_frame_encoder(config):
     """The FrameEncoder make-shards and synth use: weights from config.vision.checkpoint, or
     random (seed config.seed) with a warning when it is empty (for tests and smoke runs)."""
-    from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
+    from samaudio_jax.vision.factory import frame_encoder_from_config
     from samaudio_jax.vision.features import FrameEncoder, random_tower
     from samaudio_jax.vision.pe import PEConfig
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tempfile
 
 import numpy as np
 
@@ -149,27 +148,9 @@ def write_json(path, summary: dict) -> None:
 
 
 def load_for_eval(checkpoint, aux_dir=None, t5_dir=None, step=None):
-    """A separator from a training workdir (checkpoint `step`, default the latest; EMA when
-    present), a separator dir (model.safetensors) or an export/release dir (checkpoint.pt)."""
-    from samaudio_jax.checkpoint.export import import_separator
-    from samaudio_jax.checkpoint.workdir import separator_from_workdir
-    from samaudio_jax.sample.loading import load_separator
+    """A separator from any source samaudio_jax.load reads: a training workdir (checkpoint
+    `step`, default the latest; EMA when present), a release or export directory, or a Hub
+    id. (`aux_dir` is unused: kept for callers of the former signature.)"""
+    from samaudio_jax.sample.loading import load
 
-    path = as_path(checkpoint)
-    if (path / "checkpoints").is_dir():
-        return separator_from_workdir(path, step)[0]
-    if step is not None:
-        raise ValueError(f"--step: {path} is not a training workdir (no checkpoints/)")
-    config_file = path / "config.json"
-    if config_file.is_file():
-        if (path / "checkpoint.pt").is_file() or "samaudio_jax" in json.loads(
-            config_file.read_text()
-        ):
-            return import_separator(
-                path, aux_dir or tempfile.mkdtemp(prefix="samaudio_eval_"), t5_dir
-            )
-        return load_separator(path)
-    raise ValueError(
-        f"--checkpoint: {path} is neither a training workdir (checkpoints/) nor a directory "
-        "with config.json"
-    )
+    return load(checkpoint, t5_dir=t5_dir, step=step)

@@ -1,120 +1,59 @@
-"""A separator directory: what `samaudio-jax separate --checkpoint DIR` loads.
-
-Contract (a small, self-describing layout; converters from Orbax training checkpoints or the
-release's checkpoint.pt write it):
-
-    DIR/config.json        the experiment ConfigDict as JSON (ConfigDict.to_json()); fields
-                           it lacks take the defaults of config_schema.default_config()
-    DIR/model.safetensors  the flow network's nnx.Param values, one tensor per parameter,
-                           named by its nnx state path joined with "/"
-                           (e.g. "transformer/layers/0/attention/wq")
-    DIR/text.safetensors   the text encoder's nnx.Param values, same naming; required when
-                           config.text.kind == "small" (a T5 loads from config.text.t5_dir)
-
-The codec comes from config.codec (the analytic frames codec needs no weights; DACVAE loads
-config.codec.checkpoint). `save_separator` writes this layout atomically, config.json last.
+"""Separator: a loaded checkpoint that separates. `load` reads any checkpoint source (a
+training workdir, a release or export directory, a Hub id: checkpoint/load.py) into one;
+`save` writes one in the release layout (checkpoint/release_dir.py), which `load` reads back
+bit-exact; build_separator makes one with fresh weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
-from flax import nnx
-from safetensors.numpy import load, save
 
-from samaudio_jax.config_schema import default_config
-from samaudio_jax.io_atomic import atomic_write_bytes, atomic_write_text
-from samaudio_jax.paths import as_path
-
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.safetensors"
-TEXT_FILE = "text.safetensors"
-
-
-def _tuplify(value):
-    return tuple(_tuplify(v) for v in value) if isinstance(value, list) else value
-
-
-def _merge(base: ml_collections.ConfigDict, update: dict, where: str) -> None:
-    for name, value in update.items():
-        if (
-            isinstance(value, dict)
-            and name in base
-            and isinstance(base[name], ml_collections.ConfigDict)
-        ):
-            _merge(base[name], value, f"{where}.{name}")
-        elif name in base and isinstance(base[name], tuple) and isinstance(value, list):
-            base[name] = _tuplify(value)
-        else:
-            try:
-                base[name] = value
-            except TypeError as err:
-                raise ValueError(f"{where}.{name}: {err}") from None
-
-
-def config_from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
-    """Reads config.json onto the default config (so older files gain new fields)."""
-    path = as_path(path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object (the config), got {type(data).__name__}")
-    config = default_config()
-    _merge(config, data, "config")
-    return config
-
-
-def flat_params(module: nnx.Module) -> dict[str, np.ndarray]:
-    """{"a/b/0/c": array} for every nnx.Param of `module`."""
-    out = {}
-    for path, var in nnx.to_flat_state(nnx.state(module, nnx.Param)):
-        out["/".join(str(p) for p in path)] = np.asarray(var.get_value())
-    return out
-
-
-def load_params(module: nnx.Module, tensors: dict[str, np.ndarray], where: str) -> None:
-    """Sets every nnx.Param of `module` from `tensors`; ValueError on missing/extra/mis-shaped."""
-    state = nnx.state(module, nnx.Param)
-    flat = list(nnx.to_flat_state(state))
-    names = {"/".join(str(p) for p in path) for path, _ in flat}
-    missing = sorted(names - set(tensors))
-    extra = sorted(set(tensors) - names)
-    if missing or extra:
-        raise ValueError(
-            f"{where}: parameters do not match the config's model: "
-            f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
-            f"unexpected {extra[:5]}{' ...' if len(extra) > 5 else ''}"
-        )
-    for path, var in flat:
-        name = "/".join(str(p) for p in path)
-        value = tensors[name]
-        current = var.get_value()
-        if tuple(value.shape) != tuple(current.shape):
-            raise ValueError(
-                f"{where}: parameter {name} has shape {tuple(value.shape)}, the config's model "
-                f"expects {tuple(current.shape)}"
-            )
-        var.set_value(jnp.asarray(value, dtype=current.dtype))
-    nnx.update(module, state)
+from samaudio_jax.checkpoint.bundle import Bundle, build_modules, bundle_fields
+from samaudio_jax.checkpoint.load import load_bundle
+from samaudio_jax.checkpoint.release_dir import write_release_dir
 
 
 @dataclasses.dataclass
-class Separator:
-    """A loaded separator: config, flow network, codec and text encoder."""
+class Separator(Bundle):
+    """config, flow network (`model`), codec, text encoder, PE-Core part (`vision_part`), and
+    the sampling methods. `vision` is the FrameEncoder, built on the first video prompt."""
 
-    config: ml_collections.ConfigDict
-    model: nnx.Module
-    codec: nnx.Module
-    text_encoder: nnx.Module | None
-    vision: object | None = None  # vision.features.FrameEncoder, loaded on first video prompt
+    vision: object | None = None  # vision.features.FrameEncoder
+
+    def frame_encoder(self):
+        """The FrameEncoder of the checkpoint's PE-Core tower, else of config.vision.checkpoint."""
+        if self.vision is None:
+            from samaudio_jax.vision import factory
+
+            if self.vision_part is not None:
+                batch = int(self.config.vision.batch_size)
+                self.vision = factory.frame_encoder(self.vision_part.tower, batch)
+            else:
+                self.vision = factory.frame_encoder_from_config(self.config.vision)
+        return self.vision
+
+    def _check_parts(self):
+        if self.codec is None:
+            raise ValueError(
+                f"{self.source or 'this checkpoint'}: holds no codec weights (no audio_codec.*) "
+                "and config.codec.checkpoint is empty: set --config.codec.checkpoint=RELEASE_DIR"
+            )
+        if self.text_encoder is None and self.config.text.t5_dir:  # named after loading
+            from flax import nnx
+
+            from samaudio_jax.text.factory import build_text_encoder
+
+            with nnx.use_eager_sharding(False):
+                self.text_encoder = build_text_encoder(self.config.text, rngs=nnx.Rngs(0))
+        if self.text_encoder is None:
+            raise ValueError(
+                f"{self.source or 'this checkpoint'}: its text encoder is the release's T5, whose "
+                "weights it does not hold: pass t5_dir= (or --t5_dir / --config.text.t5_dir)"
+            )
 
     def separate(
         self,
@@ -133,10 +72,11 @@ class Separator:
 
         Visual prompts: `video_features` ((Dv, T_i) per input, None = no video), or `videos`
         (paths or vision.video.Video, None per input = no video) with optional `masks`
-        (non-zero = hidden), encoded by the PE-Core tower of config.vision at the latent rate.
+        (non-zero = hidden), encoded by the PE-Core tower at the latent rate.
         """
         from samaudio_jax.sample.separate import separate
 
+        self._check_parts()
         if videos is not None:
             if video_features is not None:
                 raise ValueError("video_features and videos: give one of them, not both")
@@ -175,7 +115,6 @@ class Separator:
         at the latent rate of the input's length, or None where videos[i] is None."""
         import math
 
-        from samaudio_jax.checkpoint.vision_io import frame_encoder_from_config
         from samaudio_jax.sample import audio_io
         from samaudio_jax.vision.features import per_input_video_features
 
@@ -183,64 +122,38 @@ class Separator:
         waves = [audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)]
         if len(videos) != len(waves):
             raise ValueError(f"videos: expected one per input ({len(waves)}), got {len(videos)}")
-        if self.vision is None:
-            self.vision = frame_encoder_from_config(self.config.vision)
         frames = [math.ceil(len(w) / hop) for w in waves]
         masks = None if masks is None else list(masks)
         feats = per_input_video_features(
-            self.vision, list(videos), frames, masks, hop_length=hop, sample_rate=rate
+            self.frame_encoder(), list(videos), frames, masks, hop_length=hop, sample_rate=rate
         )
         return feats, waves
 
 
+def from_bundle(bundle: Bundle) -> Separator:
+    return Separator(**bundle_fields(bundle))
+
+
 def build_separator(config: ml_collections.ConfigDict, seed: int = 0) -> Separator:
     """A separator with freshly initialised (random) weights."""
-    from samaudio_jax.codec.factory import build_codec
-    from samaudio_jax.model.flow import SAMAudioFlow
-    from samaudio_jax.text.factory import build_text_encoder
-
-    model = SAMAudioFlow(config.model, rngs=nnx.Rngs(seed))
-    codec = build_codec(config.codec)
-    with nnx.use_eager_sharding(False):
-        text = build_text_encoder(config.text, rngs=nnx.Rngs(seed + 1))
-    return Separator(config, model, codec, text)
+    model, codec, text = build_modules(config, seed)
+    return Separator(config=config, model=model, codec=codec, text_encoder=text)
 
 
-def load_separator(checkpoint_dir: str | os.PathLike) -> Separator:
-    """Loads a separator directory (see the module docstring for the contract)."""
-    directory = as_path(checkpoint_dir)
-    if not directory.is_dir():
-        raise ValueError(f"--checkpoint: {directory} is not a directory")
-    config_path = directory / CONFIG_FILE
-    if not config_path.is_file():
-        raise ValueError(
-            f"--checkpoint: {directory} has no {CONFIG_FILE}; a separator directory holds "
-            f"{CONFIG_FILE} (the experiment config as JSON) and {MODEL_FILE} (see "
-            "samaudio_jax/sample/loading.py)"
-        )
-    config = config_from_json(config_path)
-    model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ValueError(f"--checkpoint: {directory} has no {MODEL_FILE} (the flow weights)")
-    text_path = directory / TEXT_FILE
-    if config.text.kind == "small" and not text_path.is_file():
-        raise ValueError(
-            f"--checkpoint: {directory} has no {TEXT_FILE}; config.text.kind is 'small', whose "
-            "trained weights live there"
-        )
-    separator = build_separator(config)
-    load_params(separator.model, load(model_path.read_bytes()), str(model_path))
-    if config.text.kind == "small":
-        load_params(separator.text_encoder, load(text_path.read_bytes()), str(text_path))
-    return separator
+def load(
+    source: str | os.PathLike,
+    *,
+    step: int | None = None,
+    revision: str | None = None,
+    t5_dir: str | None = None,
+) -> Separator:
+    """A Separator from a training workdir (newest checkpoint, or `step`; EMA weights when
+    saved), a release or export directory, or a Hugging Face Hub id (at `revision`), local
+    or behind a URL. Every part the source holds is loaded (flow, codec, text, vision)."""
+    return from_bundle(load_bundle(source, step=step, revision=revision, t5_dir=t5_dir))
 
 
-def save_separator(directory: str | os.PathLike, separator: Separator) -> None:
-    """Writes the separator directory; each file atomically, config.json last."""
-    directory = as_path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(directory / MODEL_FILE, save(flat_params(separator.model)))
-    if separator.config.text.kind == "small" and separator.text_encoder is not None:
-        atomic_write_bytes(directory / TEXT_FILE, save(flat_params(separator.text_encoder)))
-    text = separator.config.to_json(indent=2)
-    atomic_write_text(directory / CONFIG_FILE, text)
+def save(separator: Bundle, out_dir, formats=("pt", "safetensors")) -> list[str]:
+    """Writes the release layout (config.json, checkpoint.pt, model.safetensors) that `load`
+    reads back bit-exact. The release's own weights keep their licence when saved here."""
+    return write_release_dir(separator, out_dir, formats)

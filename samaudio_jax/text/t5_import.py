@@ -3,8 +3,8 @@
 The directory holds config.json, weights (model.safetensors, a sharded
 model.safetensors.index.json, or pytorch_model.bin; only `encoder.*` and the shared
 embedding are read, so a full T5ForConditionalGeneration directory works) and tokenizer
-files (tokenizer.json or spiece.model). `T5_KEY_MAP` is the one declarative table from
-Hugging Face names to this package's parameter paths.
+files (tokenizer.json or spiece.model). Hugging Face names map to this package's parameter
+paths by keymaps/t5.py (the same KeyRule style as every other part).
 
 The module is built abstractly with eager sharding off and filled with host arrays; shard
 it afterwards (nnx.get_named_sharding + jax.device_put) when running on a mesh.
@@ -29,13 +29,13 @@ import ml_dtypes
 import numpy as np
 from flax import nnx
 
+from samaudio_jax.keymaps.t5 import t5_rules
 from samaudio_jax.paths import Path, PathLike, as_path, check_reachable, is_url
 from samaudio_jax.text.t5 import T5Network, T5TextEncoder
 from samaudio_jax.text.t5_config import T5EncoderConfig
 from samaudio_jax.text.tokenizer import T5Tokenizer
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-EMBEDDING_KEYS = ("shared.weight", "encoder.embed_tokens.weight")
 
 
 def read_t5_config(directory: PathLike) -> T5EncoderConfig:
@@ -49,46 +49,6 @@ def read_t5_config(directory: PathLike) -> T5EncoderConfig:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     return T5EncoderConfig.from_hf_dict(raw, where=str(path))
-
-
-def _linear_in_out(w: np.ndarray) -> np.ndarray:
-    return w.T
-
-
-def T5_KEY_MAP(cfg: T5EncoderConfig) -> dict[tuple, tuple[str, Callable[[np.ndarray], np.ndarray]]]:  # noqa: N802
-    """Our parameter path -> (Hugging Face key, transform from torch layout to ours).
-
-    torch Linear weights are (out, in); ours are (in, ...) with heads split out.
-    """
-    d, h, k = cfg.d_model, cfg.num_heads, cfg.d_kv
-    table: dict[tuple, tuple[str, Callable]] = {
-        ("relative_attention_bias",): (
-            "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-            lambda w: w,
-        ),
-        ("final_norm", "weight"): ("encoder.final_layer_norm.weight", lambda w: w),
-    }
-    split_in = lambda w: w.T.reshape(d, h, k)  # noqa: E731  (h*k, d) -> (d, h, k)
-    split_out = lambda w: w.T.reshape(h, k, d)  # noqa: E731  (d, h*k) -> (h, k, d)
-    ffn_in = ("wi_0", "wi_1") if cfg.is_gated else ("wi",)
-    for i in range(cfg.num_layers):
-        attn = f"encoder.block.{i}.layer.0.SelfAttention"
-        ffn = f"encoder.block.{i}.layer.1.DenseReluDense"
-        table[("blocks", i, "attn_norm", "weight")] = (
-            f"encoder.block.{i}.layer.0.layer_norm.weight",
-            lambda w: w,
-        )
-        for name in ("q", "k", "v"):
-            table[("blocks", i, name)] = (f"{attn}.{name}.weight", split_in)
-        table[("blocks", i, "o")] = (f"{attn}.o.weight", split_out)
-        table[("blocks", i, "ffn_norm", "weight")] = (
-            f"encoder.block.{i}.layer.1.layer_norm.weight",
-            lambda w: w,
-        )
-        for name in ffn_in:
-            table[("blocks", i, name)] = (f"{ffn}.{name}.weight", _linear_in_out)
-        table[("blocks", i, "wo")] = (f"{ffn}.wo.weight", _linear_in_out)
-    return table
 
 
 # safetensors dtype names -> numpy dtypes (bfloat16 from ml_dtypes, which jax brings).
@@ -195,8 +155,13 @@ class _WeightReader:
             return np.asarray(self._in_memory[key], dtype=np.float32)
         from safetensors import safe_open
 
-        with safe_open(os.fspath(path), framework="flax") as f:  # handles bfloat16
-            return np.asarray(f.get_tensor(key).astype(jnp.float32))
+        # Eagerly even under a trace (the train setup builds the encoder in eval_shape).
+        with jax.ensure_compile_time_eval(), safe_open(os.fspath(path), framework="flax") as f:
+            return np.asarray(f.get_tensor(key)).astype(np.float32)  # flax: handles bfloat16
+
+
+def _dotted(path) -> str:
+    return ".".join(str(p.key if hasattr(p, "key") else p.idx) for p in path)
 
 
 def t5_network_from_weights(
@@ -212,24 +177,26 @@ def t5_network_from_weights(
         abstract = nnx.eval_shape(lambda: T5Network(cfg, rngs=nnx.Rngs(0), dtype=dtype))
     graphdef, state = nnx.split(abstract)
     pure = nnx.to_pure_dict(state)
+    pure_shapes = {
+        _dotted(path): leaf.shape for path, leaf in jax.tree_util.tree_leaves_with_path(pure)
+    }
 
-    values: dict[tuple, np.ndarray] = {}
-    embedding_key = next((k for k in EMBEDDING_KEYS if has(k)), None)
-    if embedding_key is None:
-        raise KeyError(f"{where}: no token embedding; expected one of {EMBEDDING_KEYS}")
-    values[("embedding",)] = get(embedding_key)
-    for path, (key, transform) in T5_KEY_MAP(cfg).items():
-        values[path] = transform(get(key))
+    values: dict[str, np.ndarray] = {}
+    for rule in t5_rules(cfg.num_layers, cfg.is_gated):
+        key = next((k for k in (rule.release, *rule.aliases) if has(k)), None)
+        if key is None:
+            raise KeyError(f"{where}: weights lack {rule.release!r}")
+        ours = tuple(pure_shapes[rule.ours])
+        arr = get(key)
+        if arr.shape != rule.transform.release_shape(ours):
+            raise ValueError(
+                f"{where}: {key}: expected shape {rule.transform.release_shape(ours)} from the "
+                f"config, got {arr.shape}"
+            )
+        values[rule.ours] = rule.transform.to_ours(arr, ours)
 
     def fill(path, leaf):
-        ours = tuple(p.key if hasattr(p, "key") else p.idx for p in path)
-        value = values[ours]
-        if value.shape != leaf.shape:
-            raise ValueError(
-                f"{where}: {'.'.join(map(str, ours))}: expected shape {leaf.shape} from the "
-                f"config, got {value.shape}"
-            )
-        return jnp.asarray(value, jnp.float32)
+        return jnp.asarray(values[_dotted(path)], jnp.float32)
 
     filled = jax.tree_util.tree_map_with_path(fill, pure)
     nnx.replace_by_pure_dict(state, filled)

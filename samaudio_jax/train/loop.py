@@ -38,6 +38,7 @@ import numpy as np
 from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
 from samaudio_jax.checkpoint.orbax_io import TrainCheckpointer
 from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
+from samaudio_jax.train import init_from as init_from_lib
 from samaudio_jax.train import metrics as metrics_lib
 from samaudio_jax.train import state as state_lib
 from samaudio_jax.train import step as step_lib
@@ -237,11 +238,13 @@ def train(
     print_fn=print,
     force_unlock: bool = False,
     allow_config_change: tuple[str, ...] = (),
+    init_from=None,
 ) -> TrainResult:
     """Trains config.train.steps steps in total, resuming from `workdir` if it holds any.
 
     force_unlock: take the workdir lock even when another host's trainer holds it.
-    allow_config_change: config fields / sections that may differ from the checkpoint's."""
+    allow_config_change: config fields / sections that may differ from the checkpoint's.
+    init_from: a fresh workdir starts from these weights (train/init_from.py)."""
     lock = _lock_workdir(workdir, force_unlock, print_fn)
     try:
         return _train_locked(
@@ -253,6 +256,7 @@ def train(
             stop_after_steps=stop_after_steps,
             print_fn=print_fn,
             allow_config_change=allow_config_change,
+            init_from=init_from,
         )
     finally:
         lock.release()
@@ -268,8 +272,10 @@ def _train_locked(
     stop_after_steps,
     print_fn,
     allow_config_change,
+    init_from=None,
 ) -> TrainResult:
     mesh = make_mesh(config.mesh, devices)
+    config = init_from_lib.prepare(config, workdir, init_from, mesh=mesh)
     batch = int(config.train.global_batch_size)
     if batch % batch_axis_size(mesh):
         raise ValueError(

@@ -3,5 +3,5 @@
 pe.py        PEVisionTower (PE-Core-L14-336 by default; sizes from config.vision)
 video.py     decode a video, pick the nearest frame per latent frame, mask, resize, normalise
 features.py  FrameEncoder (jitted, batched over frames), per-clip features, batch features
-Weights load from a release's vision_encoder.* keys: checkpoint/vision_io.py.
+factory.py   the tower from a release's vision_encoder.* keys (keymaps/vision.py), FrameEncoder from config
 """

@@ -1,24 +1,26 @@
-"""The `vision_encoder.` part of a release file: PEVisionTower in, the same keys out.
+"""Builds the PE-Core vision tower from the release's `vision_encoder.*` tensors, and back.
 
 load_vision_part(state, release_config) builds a PEVisionTower from the `model.visual.*` keys
 (sizes read off the array shapes; head counts from the release's vision_encoder name, or
 head_dim 64) and keeps every other key of the part (the unused CLIP text tower, logit_scale)
-as it was, so export_vision_part writes back the same key set with the same bytes and
-dtypes. register() plugs both into release_io's part registry.
+as it was, so export_vision_part writes back the same key set with the same bytes and dtypes.
+frame_encoder_from_config builds the FrameEncoder that config.vision names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from samaudio_jax.checkpoint import release_io, vision_keys
-from samaudio_jax.checkpoint.release_config import read_release_config
+from samaudio_jax.keymaps import rules as rules_lib
+from samaudio_jax.keymaps.vision import VISUAL, count_layers, vision_rules
 from samaudio_jax.paths import as_path
+from samaudio_jax.state_dict_io import cast, read_state_dict
 from samaudio_jax.vision.pe import PEConfig, PEVisionTower
 
 # Head counts that array shapes cannot tell: release vision_encoder name -> (heads, pool heads).
@@ -27,7 +29,7 @@ KNOWN_HEADS = {
     "PE-Core-L14-336": (16, 8),
     "PE-Core-G14-448": (16, 8),
 }
-PART_NAME, PART_PREFIX = "vision_encoder", "vision_encoder."
+PART_PREFIX = "vision_encoder."
 
 
 @dataclasses.dataclass
@@ -50,10 +52,10 @@ def pe_config_from_state(
     Numerics (dtype, param_dtype, eps, rope_theta) come from `base`; head counts from `base`
     when given, else from the release's vision_encoder name, else width / 64.
     """
-    v = vision_keys.VISUAL
+    v = VISUAL
     for key in (f"{v}conv1.weight", f"{v}positional_embedding", f"{v}proj"):
         if key not in state:
-            raise KeyError(f"{source}: missing key {'vision_encoder.' + key!r}")
+            raise KeyError(f"{source}: missing key {PART_PREFIX + key!r}")
     width, _, patch, _ = state[f"{v}conv1.weight"].shape
     tokens = state[f"{v}positional_embedding"].shape[0]
     grid = int(round(np.sqrt(tokens - 1)))
@@ -72,7 +74,7 @@ def pe_config_from_state(
         image_size=grid * patch,
         patch_size=patch,
         width=width,
-        layers=vision_keys.count_layers(state),
+        layers=count_layers(state),
         heads=heads,
         pool_heads=pool_heads,
         mlp_ratio=mlp_width / width,
@@ -81,27 +83,23 @@ def pe_config_from_state(
     return PEConfig(**kw).validate()
 
 
+def _abstract_params(cfg: PEConfig) -> dict[str, tuple[int, ...]]:
+    abstract = nnx.eval_shape(lambda: PEVisionTower(cfg, rngs=nnx.Rngs(0)))
+    return {
+        ".".join(str(p) for p in path): tuple(var.get_value().shape)
+        for path, var in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
+    }
+
+
 def tower_arrays_from_state(
     state: dict[str, np.ndarray], cfg: PEConfig, source: str = "vision_encoder"
 ) -> dict[str, np.ndarray]:
     """Our parameter path -> array; every key of the map must be present with its shape."""
-    abstract = nnx.eval_shape(lambda: PEVisionTower(cfg, rngs=nnx.Rngs(0)))
-    targets = {
-        ".".join(str(p) for p in path): var.get_value()
-        for path, var in nnx.to_flat_state(nnx.state(abstract, nnx.Param))
-    }
-    out = {}
-    for key, path, tr in vision_keys.vision_key_rules(cfg.layers):
-        if key not in state:
-            raise KeyError(f"{source}: missing key {PART_PREFIX + key!r}")
-        expected = tr.release_shape(targets[path].shape)
-        arr = np.asarray(state[key])
-        if arr.shape != expected:
-            raise ValueError(
-                f"{source}: key {PART_PREFIX + key!r} has shape {arr.shape}, expected {expected}"
-            )
-        out[path] = tr.to_ours(arr)
-    missing = set(targets) - set(out)
+    shapes = _abstract_params(cfg)
+    out = rules_lib.to_ours(
+        state, vision_rules(cfg.layers), shapes, source=source, prefix=PART_PREFIX
+    )
+    missing = set(shapes) - set(out)
     if missing:
         raise AssertionError(f"vision key map leaves parameters unset: {sorted(missing)}")
     return out
@@ -113,8 +111,7 @@ def build_tower(cfg: PEConfig, arrays: dict[str, np.ndarray]) -> PEVisionTower:
     filled = []
     for path, var in nnx.to_flat_state(abstract):
         key = ".".join(str(p) for p in path)
-        value = jnp.asarray(arrays[key], dtype=var.get_value().dtype)
-        filled.append((path, var.replace(value)))
+        filled.append((path, var.replace(jnp.asarray(arrays[key], dtype=var.get_value().dtype))))
     return nnx.merge(graphdef, nnx.from_flat_state(filled))
 
 
@@ -124,61 +121,59 @@ def tower_state_dict(tower: PEVisionTower) -> dict[str, np.ndarray]:
         ".".join(str(p) for p in path): np.asarray(jax.device_get(var.get_value()))
         for path, var in nnx.to_flat_state(nnx.state(tower, nnx.Param))
     }
-    return {
-        key: np.ascontiguousarray(tr.to_release(params[path]))
-        for key, path, tr in vision_keys.vision_key_rules(tower.cfg.layers)
-    }
+    return rules_lib.to_release(params, vision_rules(tower.cfg.layers))
 
 
 def load_vision_part(
     state: dict[str, np.ndarray], release_config: dict | None = None, base: PEConfig | None = None
 ) -> VisionEncoderPart:
-    """The release-part importer: keys relative to `vision_encoder.`."""
+    """The tower and carried keys of a `vision_encoder.` part (keys relative to it)."""
     cfg = pe_config_from_state(state, release_config, base)
-    rules = vision_keys.vision_key_rules(cfg.layers)
-    tower = build_tower(cfg, tower_arrays_from_state(state, cfg))
-    mapped = {key for key, _, _ in rules}
-    stray = [k for k in state if k.startswith(vision_keys.VISUAL) and k not in mapped]
+    mapped = {r.release for r in vision_rules(cfg.layers)}
+    stray = [k for k in state if k.startswith(VISUAL) and k not in mapped]
     if stray:
         raise KeyError(f"vision_encoder: unexpected key(s) {sorted(stray)[:10]}")
+    tower = build_tower(cfg, tower_arrays_from_state(state, cfg))
     carried = {k: v for k, v in state.items() if k not in mapped}
     dtypes = {k: str(np.asarray(v).dtype) for k, v in state.items() if k in mapped}
     return VisionEncoderPart(tower=tower, carried=carried, dtypes=dtypes)
 
 
 def export_vision_part(part: VisionEncoderPart | PEVisionTower) -> dict[str, np.ndarray]:
-    """The release-part exporter: the tower's keys in the dtypes they were read in, plus the
-    carried keys unchanged. A bare PEVisionTower exports its own keys in its dtypes."""
+    """The part's tensors (relative to `vision_encoder.`): the tower's keys in the dtypes they
+    were read in plus the carried keys unchanged. A bare PEVisionTower exports its own keys."""
     if isinstance(part, PEVisionTower):
         return tower_state_dict(part)
     out = dict(part.carried)
     for key, arr in tower_state_dict(part.tower).items():
         dtype = part.dtypes.get(key)
-        out[key] = arr if dtype is None else _cast(arr, dtype)
+        out[key] = arr if dtype is None else cast(arr, dtype)
     return out
 
 
-def _cast(a: np.ndarray, name: str) -> np.ndarray:
-    if name == "bfloat16":
-        import ml_dtypes
+def _release_config_near(path) -> dict | None:
+    p = as_path(path)
+    config_file = (p if p.is_dir() else p.parent) / "config.json"
+    if not config_file.is_file():
+        return None
+    try:
+        raw = json.loads(config_file.read_text())
+    except json.JSONDecodeError:
+        return None
+    return raw if isinstance(raw, dict) else None
 
-        return a.astype(ml_dtypes.bfloat16)
-    return a.astype(np.dtype(name))
 
-
-def load_vision_tower(path, base: PEConfig | None = None) -> PEVisionTower:
-    """The PEVisionTower of a release directory (or checkpoint file) holding vision_encoder.*.
+def read_vision_part(path, base: PEConfig | None = None) -> VisionEncoderPart:
+    """The `vision_encoder.` part of a release/export directory (or checkpoint file).
 
     Sizes come from the arrays; `base` (e.g. PEConfig.from_config(config.vision)) gives the
     numerics and head counts, and any size it names must agree with the file's.
     """
-    state, file = release_io.read_state_dict(path)
+    state, file = read_state_dict(path)
     sub = {k[len(PART_PREFIX) :]: v for k, v in state.items() if k.startswith(PART_PREFIX)}
     if not sub:
         raise KeyError(f"{file}: holds no {PART_PREFIX}* keys (no vision encoder)")
-    p = as_path(path)
-    config_file = (p if p.is_dir() else p.parent) / release_io.CONFIG_FILE
-    release = read_release_config(config_file) if config_file.is_file() else None
+    release = _release_config_near(path)
     cfg = pe_config_from_state(sub, release, base, source=file)
     if base is not None:
         for field in ("image_size", "patch_size", "width", "layers", "output_dim"):
@@ -187,27 +182,27 @@ def load_vision_tower(path, base: PEConfig | None = None) -> PEVisionTower:
                     f"{file}: vision.{field}={getattr(base, field)} in the config, "
                     f"{getattr(cfg, field)} in the checkpoint"
                 )
-    return load_vision_part(sub, release, cfg).tower
+    return load_vision_part(sub, release, cfg)
+
+
+def load_vision_tower(path, base: PEConfig | None = None) -> PEVisionTower:
+    """The PEVisionTower of a directory or file holding vision_encoder.* (see read_vision_part)."""
+    return read_vision_part(path, base).tower
+
+
+def frame_encoder(tower: PEVisionTower, batch_size: int = 32):
+    from samaudio_jax.vision.features import FrameEncoder
+
+    return FrameEncoder(tower, batch_size=int(batch_size))
 
 
 def frame_encoder_from_config(vision):
     """A FrameEncoder for config.vision: weights from vision.checkpoint, sizes and numerics
     from the section (they must agree with the file)."""
-    from samaudio_jax.vision.features import FrameEncoder
-
     if not vision.checkpoint:
         raise ValueError(
             "config.vision.checkpoint is empty: video prompts need PE-Core weights (a release "
             "directory or file holding vision_encoder.*)"
         )
     tower = load_vision_tower(vision.checkpoint, PEConfig.from_config(vision))
-    return FrameEncoder(tower, batch_size=int(vision.batch_size))
-
-
-def register() -> None:
-    """Makes release_io load and save `vision_encoder.*` through this module."""
-    release_io.register_part(
-        release_io.ReleasePart(
-            PART_NAME, PART_PREFIX, load=load_vision_part, export=export_vision_part
-        )
-    )
+    return frame_encoder(tower, batch_size=int(vision.batch_size))

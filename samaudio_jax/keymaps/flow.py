@@ -1,79 +1,24 @@
-"""The declarative map between the release's state-dict keys and SAMAudioFlow's parameters.
+"""The flow network (SAMAudioFlow): the release's state-dict keys <-> our parameter paths.
 
-Each rule is (release key, our parameter path, transform); "{i}" stands for the block index.
-With scan_layers the blocks' parameters are stacked on a leading axis and the path drops
-the index ("transformer.layers.attention.wq"). Transforms take the release array (torch
-layouts: Linear [out, in], Conv1d [out, in, k]) to ours and back, exactly (reshapes and
-transposes only).
+Paths are unscanned ("transformer.layers.{i}.attention.wq"); with model.scan_layers the
+blocks' parameters are stacked on a leading axis and the path drops the index
+(model/factory.py does the stacking).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
 import ml_collections
-import numpy as np
 
-
-@dataclasses.dataclass(frozen=True)
-class Transform:
-    """to_ours(release array, our shape) and to_release(our array); release_shape(our shape)."""
-
-    name: str
-
-    def to_ours(self, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        if self.name == "identity":
-            return a.reshape(shape)
-        if self.name in ("linear", "linear_split_out", "linear_split_in"):
-            return a.T.reshape(shape)
-        if self.name == "conv":
-            return a.transpose(2, 1, 0).reshape(shape)
-        if self.name == "conv1x1":
-            return a[:, :, 0].T.reshape(shape)
-        raise AssertionError(self.name)
-
-    def release_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        if self.name == "identity":
-            return tuple(shape)
-        if self.name == "linear":
-            return (shape[1], shape[0])
-        if self.name == "linear_split_out":  # ours [in, hd, H]
-            return (math.prod(shape[1:]), shape[0])
-        if self.name == "linear_split_in":  # ours [H, hd, out]
-            return (shape[-1], math.prod(shape[:-1]))
-        if self.name == "conv":  # ours [k, in, out]
-            return (shape[2], shape[1], shape[0])
-        if self.name == "conv1x1":  # ours [in, out]
-            return (shape[1], shape[0], 1)
-        raise AssertionError(self.name)
-
-    def to_release(self, a: np.ndarray) -> np.ndarray:
-        target = self.release_shape(a.shape)
-        if self.name == "identity":
-            return a
-        if self.name in ("linear", "linear_split_out", "linear_split_in"):
-            return a.reshape(target[1], target[0]).T
-        if self.name == "conv":
-            return a.transpose(2, 1, 0)
-        if self.name == "conv1x1":
-            return a.T[:, :, None]
-        raise AssertionError(self.name)
-
-
-IDENTITY, LINEAR, CONV, CONV1X1 = (Transform(n) for n in ("identity", "linear", "conv", "conv1x1"))
-SPLIT_OUT, SPLIT_IN = Transform("linear_split_out"), Transform("linear_split_in")
-
-
-@dataclasses.dataclass(frozen=True)
-class KeyRule:
-    release: str  # e.g. "transformer.layers.{i}.attention.wq.weight"
-    ours: str  # e.g. "transformer.layers.{i}.attention.wq"
-    transform: Transform
-
-    @property
-    def per_layer(self) -> bool:
-        return "{i}" in self.release
+from samaudio_jax.keymaps.rules import (
+    CONV,
+    CONV1X1,
+    IDENTITY,
+    LINEAR,
+    SPLIT_IN,
+    SPLIT_OUT,
+    KeyRule,
+    expand,
+)
 
 
 def _attention_rules(prefix: str, ours: str, qk_norm: bool) -> list[KeyRule]:
@@ -148,15 +93,6 @@ def flow_key_rules(cfg: ml_collections.ConfigDict) -> list[KeyRule]:
     return r
 
 
-def expand_layers(rules: list[KeyRule], num_layers: int) -> list[tuple[str, str, Transform]]:
-    """(release key, unscanned path, transform) for every parameter, blocks spelled out."""
-    out = []
-    for rule in rules:
-        if rule.per_layer:
-            out += [
-                (rule.release.format(i=i), rule.ours.format(i=i), rule.transform)
-                for i in range(num_layers)
-            ]
-        else:
-            out.append((rule.release, rule.ours, rule.transform))
-    return out
+def flow_rules(cfg: ml_collections.ConfigDict) -> list[KeyRule]:
+    """flow_key_rules(cfg) with the blocks spelled out (one rule per release tensor)."""
+    return expand(flow_key_rules(cfg), int(cfg.num_layers))
