@@ -196,7 +196,10 @@ class _WeightReader:
         from safetensors import safe_open
 
         with safe_open(os.fspath(path), framework="flax") as f:  # handles bfloat16
-            return np.asarray(f.get_tensor(key).astype(jnp.float32))
+            # Eager even when the encoder is built under nnx.eval_shape (train.state's
+            # build_setup): a traced jnp op here would fail on the tracer.
+            with jax.ensure_compile_time_eval():
+                return np.asarray(f.get_tensor(key).astype(jnp.float32))
 
 
 def t5_network_from_weights(
