@@ -301,3 +301,26 @@ def test_missing_text_table_is_one_line_naming_both(latents, t5_dir, tmp_path):
         ]
     )
     assert "no text-feature table" in line and "'small'" in line and "'t5'" in line, line
+
+
+def test_latent_dataset_in_a_bucket_reads_like_its_local_copy(
+    gcs_server, gcs_bucket, audio, latents, t5_dir
+):
+    """encode-shards to gs:// (shards, sidecars, table and index through the same code), and
+    the pipeline over it gives the local dataset's batches."""
+    config = _t5_config(t5_dir)
+    url = f"{gcs_bucket}/lat"
+    encode_dataset(config, str(audio), url, mixes=3, examples_per_shard=4, progress=False)
+    local_dir = latents.parent / "lat_t5"
+    encode_dataset(
+        config, str(audio), str(local_dir), mixes=3, examples_per_shard=4, progress=False
+    )
+    remote, local = LatentShardReader(url), LatentShardReader(local_dir)
+    assert remote.index["shards"] == local.index["shards"]
+    cfg = PipelineConfig.from_config(tiny_config().data)
+    tr, tl = remote.text_table(), local.text_table()
+    a = next(iter(make_dataset(remote, cfg, batch_size=4, seed=1, text_table=tr)))
+    b = next(iter(make_dataset(local, cfg, batch_size=4, seed=1, text_table=tl)))
+    assert a.keys() == b.keys() and "text_features" in a
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
