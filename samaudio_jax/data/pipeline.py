@@ -16,6 +16,8 @@ mixed with 1..k other sources (members of its source group when it has one, time
 otherwise random records of other groups, and with data.distinct_descriptions, of other
 descriptions, so the text prompt stays unambiguous) at SNRs drawn from the configured range.
 Randomness comes from (seed, position in the stream), so it does not depend on workers.
+A latent dataset (encode-shards output; open_split tells by its index) yields latent
+examples instead (MakeLatentExample: a stored mix, cropped by whole latent frames).
 data.dir may be a URL (gs://...): index.json is read through paths.as_path and the shards
 by array_record's own GCS reader (data.shards).
 
