@@ -83,15 +83,15 @@ class TrainStepBench:
 
     @classmethod
     def build(cls, config, batch_size: int, frames: int) -> TrainStepBench:
-        from samaudio_jax.cli.compile import _NoCodec
         from samaudio_jax.parallel.mesh import make_mesh
         from samaudio_jax.train import state as state_lib
         from samaudio_jax.train import step as step_lib
+        from samaudio_jax.train.inputs import no_codec
 
         config.train.global_batch_size = batch_size
         config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
         mesh = make_mesh(config.mesh, jax.devices()[:1])
-        factories = dataclasses.replace(state_lib.ModuleFactories(), codec=_NoCodec, text=None)
+        factories = dataclasses.replace(state_lib.ModuleFactories(), codec=no_codec, text=None)
         setup = state_lib.build_setup(config, mesh, factories)
         state, frozen = state_lib.init_state(setup), state_lib.init_frozen(setup)
         batch = step_lib.global_batch(setup, latent_batch(config.model, batch_size, frames))

@@ -127,6 +127,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.read_threads = 4
     c.data.min_input_rate = 8000  # make-shards rejects files recorded below this rate
     c.data.max_shard_bytes = 256 << 20
+    # Latent datasets (samaudio-jax encode-shards output; data.dir pointing at one trains
+    # without the codec or T5 in the step).
+    c.data.latent_mixes = "one"  # "one" stored mix drawn per example, or "all" (each an item)
     c.data.synth = ml_collections.ConfigDict()  # samaudio-jax synth
     c.data.synth.classes = ("tone", "sweep", "clicks", "noise", "note")
     c.data.synth.clip_seconds = 1.0

@@ -39,4 +39,6 @@ def test_tiny_config_compiles_for_v5e_2x2_and_an_oversized_step_is_refused():
     assert len(mem) == 1 and 0 < mem[0] < 1, out[-4000:]
     flops = float(re.search(r"FLOPs per step per chip: ([\d.e+]+)", out).group(1))
     assert flops > 1e6
+    assert re.search(r"bytes accessed per step per chip: [\d.e+]+", out)
+    assert re.search(r"roofline PREDICTION \(not a measurement; v5e: 197 TFLOP/s", out), out
     assert re.search(r"error: config tiny does not fit v5e:2x2: needs [\d.]+ GiB per chip", out)

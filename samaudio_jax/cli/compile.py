@@ -1,7 +1,14 @@
 """`samaudio-jax compile`: AOT-compile the real train step for a TPU topology on any host.
 
-Prints per-chip memory (memory_analysis) and FLOPs per step (cost_analysis); exits with
-status 2 and says so when the step does not fit the chip's HBM.
+Prints per-chip memory (memory_analysis), FLOPs and bytes accessed per step
+(cost_analysis), and a roofline PREDICTION of the step time and MFU (FLOPs at the chip's
+published peak bf16 FLOP/s vs bytes at its HBM bandwidth; parallel.aot.Roofline); exits
+with status 2 and says so when the step does not fit the chip's HBM.
+
+--inputs: `waveforms` (the codec, and a frozen T5, run inside the step), `latents` (what
+train runs on encode-shards output: latent batches in --latent_dtype, the text table's
+features instead of T5, neither in the program), or `auto` (default: as `train` would
+choose from config.data.dir's index; waveforms without one).
 """
 
 from __future__ import annotations
@@ -21,9 +28,16 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--inputs",
-        choices=("waveforms", "latents"),
-        default="waveforms",
-        help="batches of waveforms (encoded by the codec inside the step) or of latents",
+        choices=("auto", "waveforms", "latents"),
+        default="auto",
+        help="batches of waveforms (encoded by the codec inside the step) or of latents "
+        "(encode-shards output); auto: from config.data.dir's index, else waveforms",
+    )
+    parser.add_argument(
+        "--latent_dtype",
+        default="float16",
+        choices=("float16", "bfloat16", "float32"),
+        help="storage dtype of latent batches and text features (--inputs latents)",
     )
     parser.add_argument(
         "--hbm_gib", type=float, default=0.0, help="HBM per chip in GiB (0 = the chip's own)"
@@ -44,10 +58,21 @@ def run(args, overrides) -> int:
 
     family = aot.chip_family(args.topology)
     config = load_config(args.config, overrides)
+    inputs = args.inputs
+    if inputs == "auto":
+        from samaudio_jax.train import inputs as inputs_lib
+        from samaudio_jax.train.state import ModuleFactories
+
+        inputs = inputs_lib.for_dataset(config, ModuleFactories())[2]
     t0 = time.perf_counter()
     try:
         compiled, setup = compile_for_topology(
-            config, args.topology, args.text_length, args.inputs, video=args.video
+            config,
+            args.topology,
+            args.text_length,
+            inputs,
+            video=args.video,
+            latent_dtype=args.latent_dtype,
         )
     except Exception as e:  # XLA refuses programs whose temporaries exceed the chip's HBM
         needed = re.search(r"RESOURCE_EXHAUSTED.*?temporaries \(([\d.]+)G\)", str(e))
@@ -72,7 +97,7 @@ def run(args, overrides) -> int:
     print(f"trainable parameters: {param_count(setup.abstract_state['params']) / 1e6:.1f} M")
     video = f" with visual-prompt features (B, {config.model.video_dim}, T)" if args.video else ""
     print(
-        f"global batch {config.train.global_batch_size} of {args.inputs}{video}, "
+        f"global batch {config.train.global_batch_size} of {inputs}{video}, "
         f"compiled in {seconds:.1f} s"
     )
     print(
@@ -82,6 +107,7 @@ def run(args, overrides) -> int:
     )
     if flops is not None:
         print(f"FLOPs per step per chip: {flops:.4g} ({flops * chips:.4g} for the slice)")
+    _print_roofline(compiled, family)
     if report.total > hbm * 2**30:
         print(
             f"error: config {config.name} does not fit {args.topology}: needs "
@@ -93,11 +119,34 @@ def run(args, overrides) -> int:
     return 0
 
 
+def _print_roofline(compiled, family: str) -> None:
+    from samaudio_jax.parallel import aot
+
+    flops, nbytes = aot.cost(compiled)
+    if flops is None or nbytes is None:
+        return
+    r = aot.roofline(family, flops, nbytes)
+    print(f"bytes accessed per step per chip: {nbytes:.4g}")
+    print(
+        f"roofline PREDICTION (not a measurement; {family}: {r.peak_flops / 1e12:.0f} TFLOP/s "
+        f"bf16, {r.hbm_bytes_per_s / 1e9:.0f} GB/s HBM; collectives not modelled): step "
+        f">= {r.step_s * 1e3:.1f} ms ({r.bound}-bound; compute {r.compute_s * 1e3:.1f} ms, "
+        f"HBM {r.memory_s * 1e3:.1f} ms), MFU <= {100 * r.mfu():.0f}%"
+    )
+
+
 def compile_for_topology(
-    config, topology: str, text_length: int = 32, inputs: str = "waveforms", video: bool = False
+    config,
+    topology: str,
+    text_length: int = 32,
+    inputs: str = "waveforms",
+    video: bool = False,
+    latent_dtype: str = "float16",
 ):
     """(jax Compiled of the train step, TrainSetup) for `topology`; `video` adds the batch's
-    visual-prompt features (B, model.video_dim, latent frames)."""
+    visual-prompt features (B, model.video_dim, latent frames). `inputs="latents"` is the
+    program `train` runs on encode-shards output: no codec, and with a frozen T5 no text
+    encoder either (the batch carries text_features)."""
     import dataclasses
 
     import jax
@@ -113,16 +162,28 @@ def compile_for_topology(
     factories = state_lib.ModuleFactories()
     if config.text.kind == "t5" and not config.text.t5_dir:
         factories = dataclasses.replace(factories, text=_random_t5)
-    if inputs == "latents":  # the step never encodes: no codec weights in the program
-        factories = dataclasses.replace(factories, codec=_NoCodec)
+    if inputs == "latents":  # the step never encodes: no codec (nor T5) in the program
+        from samaudio_jax.train import inputs as inputs_lib
+
+        factories = inputs_lib.latent_factories(config, factories)
     setup = state_lib.build_setup(config, mesh, factories)
     b = int(config.train.global_batch_size)
     n = int(round(config.data.segment_seconds * config.data.sample_rate))
+    store = jnp.dtype(latent_dtype) if latent_dtype != "bfloat16" else jnp.bfloat16
     if inputs == "latents":
         t = -(-n // setup.codec_info["hop_length"])
         shape = (b, t, setup.codec_info["latent_dim"])
-        batch = {k: jax.ShapeDtypeStruct(shape, jnp.float32) for k in step_lib.LATENT_KEYS}
+        batch = {k: jax.ShapeDtypeStruct(shape, store) for k in step_lib.LATENT_KEYS}
         batch["valid"] = jax.ShapeDtypeStruct((b, t), jnp.bool_)
+        if config.text.kind == "t5":  # the text table's features (T5 ran once, ahead)
+            import numpy as np
+
+            dim = int(config.model.text_dim)
+            setup = dataclasses.replace(
+                setup, empty_text=(np.zeros((1, dim), np.float32), np.ones((1,), bool))
+            )
+            batch["text_features"] = jax.ShapeDtypeStruct((b, text_length, dim), store)
+            batch["text_mask"] = jax.ShapeDtypeStruct((b, text_length), jnp.bool_)
     else:
         batch = {k: jax.ShapeDtypeStruct((b, n), jnp.float32) for k in step_lib.WAVE_KEYS}
         batch["num_samples"] = jax.ShapeDtypeStruct((b,), jnp.int32)
@@ -134,19 +195,6 @@ def compile_for_topology(
         batch["text_ids"] = jax.ShapeDtypeStruct((b, text_length), jnp.int32)
         batch["text_mask"] = jax.ShapeDtypeStruct((b, text_length), jnp.bool_)
     return step_lib.compile_train_step(setup, batch), setup
-
-
-def _NoCodec(config):
-    """Rates and sizes of config.codec without weights (latent batches need no encoder)."""
-    from flax import nnx
-
-    class NoCodec(nnx.Module):
-        def __init__(self, codec_cfg):
-            self.sample_rate = int(codec_cfg.sample_rate)
-            self.hop_length = int(codec_cfg.hop_length)
-            self.latent_dim = int(codec_cfg.latent_dim)
-
-    return NoCodec(config.codec)
 
 
 class _EosOnlyTokenizer:

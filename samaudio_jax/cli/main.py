@@ -34,6 +34,10 @@ COMMANDS = {
         "samaudio_jax.cli.video_features",
         "PE-Core features of a (masked) video at the latent frame rate, for shards",
     ),
+    "encode-shards": (
+        "samaudio_jax.cli.encode_shards",
+        "audio shards -> latent shards (K seeded mixes per target) + a T5 feature table",
+    ),
     "synth": (
         "samaudio_jax.cli.synth",
         "write the synthetic corpus (train/ and test/ shard directories)",

@@ -16,6 +16,8 @@ mixed with 1..k other sources (members of its source group when it has one, time
 otherwise random records of other groups, and with data.distinct_descriptions, of other
 descriptions, so the text prompt stays unambiguous) at SNRs drawn from the configured range.
 Randomness comes from (seed, position in the stream), so it does not depend on workers.
+A latent dataset (encode-shards output; open_split tells by its index) yields latent
+examples instead (MakeLatentExample: a stored mix, cropped by whole latent frames).
 data.dir may be a URL (gs://...): index.json is read through paths.as_path and the shards
 by array_record's own GCS reader (data.shards).
 
@@ -77,6 +79,7 @@ class PipelineConfig:
     span_dropout: float = 0.0
     activity_threshold_db: float = -35.0
     distinct_descriptions: bool = True
+    latent_mixes: str = "one"  # latent datasets: "one" mix per draw, or "all" (each an item)
     read_threads: int = 4
     worker_count: int = 0
     prefetch_buffer_size: int = 2
@@ -104,6 +107,8 @@ class PipelineConfig:
             raise ValueError(f"data.snr_db must be (low, high), got {self.snr_db}")
         if self.segment_samples <= 0:
             raise ValueError(f"data.segment_seconds must be positive, got {self.segment_seconds}")
+        if self.latent_mixes not in ("one", "all"):
+            raise ValueError(f"data.latent_mixes must be 'one' or 'all', got {self.latent_mixes!r}")
         if self.max_spans < 1:
             raise ValueError(f"data.max_spans must be >= 1, got {self.max_spans}")
         return self
@@ -180,17 +185,11 @@ class MakeExample(grain.transforms.RandomMap):
         start = int(rng.integers(len(audio) - length + 1))
         return audio[start : start + length]
 
-    def random_map(self, index, rng: np.random.Generator) -> dict:
+    def mix_at(self, index: int, audio: np.ndarray, offset: int, length: int, rng):
+        """The target audio[offset : offset + length] mixed with 1..k other sources at
+        random SNRs: (mixture, target, residual, snr_db, other record indices). The one
+        place the mixing rules live (encode-shards draws its stored mixes here too)."""
         cfg = self.config
-        index = int(index)
-        n, rate = cfg.segment_samples, cfg.sample_rate
-        record = self.source[index]
-        audio = record["audio"]
-        length = min(n, len(audio))
-        if self.video_dim is None:
-            offset = int(rng.integers(len(audio) - length + 1))
-        else:  # whole latent frames, so the video features crop at the same place
-            offset = self.video_hop * int(rng.integers((len(audio) - length) // self.video_hop + 1))
         target = audio[offset : offset + length]
         count = int(rng.integers(cfg.min_sources, cfg.max_sources + 1))
         other_ids, aligned = self._others(index, count, rng)
@@ -202,6 +201,20 @@ class MakeExample(grain.transforms.RandomMap):
             )
         snrs = rng.uniform(cfg.snr_db[0], cfg.snr_db[1], size=len(others))
         mixture, target, residual = mix_sources(target, others, snrs, cfg.target_rms_db)
+        return mixture, target, residual, snrs, other_ids
+
+    def random_map(self, index, rng: np.random.Generator) -> dict:
+        cfg = self.config
+        index = int(index)
+        n, rate = cfg.segment_samples, cfg.sample_rate
+        record = self.source[index]
+        audio = record["audio"]
+        length = min(n, len(audio))
+        if self.video_dim is None:
+            offset = int(rng.integers(len(audio) - length + 1))
+        else:  # whole latent frames, so the video features crop at the same place
+            offset = self.video_hop * int(rng.integers((len(audio) - length) // self.video_hop + 1))
+        mixture, target, residual, snrs, others = self.mix_at(index, audio, offset, length, rng)
 
         duration = length / rate
         if record.get("spans"):
@@ -258,6 +271,95 @@ class MakeExample(grain.transforms.RandomMap):
         return out, np.bool_(True)
 
 
+class MakeLatentExample(grain.transforms.RandomMap):
+    """Item index -> one example cut from a latent dataset (data.latent_shards): one of the
+    record's K stored mixtures (drawn per draw; with data.latent_mixes == "all" the item
+    index names record * K + mix, so every mix is an item), a random crop of whole latent
+    frames, span and text prompts as MakeExample makes them, and with a text table the
+    description's T5 features. Keys: mixture_latent, target_latent, residual_latent (F, C)
+    in the storage dtype, valid (F,) at the frame rate, spans, category, description,
+    description_length, snr_db, num_sources, index, mix, and text_features (L, D) /
+    text_mask (L,) with a table, video / has_video with features."""
+
+    def __init__(self, source, config: PipelineConfig, text_table=None):
+        self.source = source
+        self.config = config
+        self.text_table = text_table
+        self.hop = int(source.hop_length)
+        self.mixes = int(source.mixes)
+        self.video_dim = getattr(source, "video_dim", None)
+        self.frames = math.ceil(config.segment_samples / self.hop)
+        if self.video_dim is not None and int(source.video_hop_length) != self.hop:
+            raise DatasetMismatchError(
+                f"{source.directory}: video features every {source.video_hop_length} samples, "
+                f"latent frames every {self.hop}"
+            )
+
+    def random_map(self, index, rng: np.random.Generator) -> dict:
+        cfg = self.config
+        index = int(index)
+        if cfg.latent_mixes == "all":
+            index, mix = divmod(index, self.mixes)
+        else:
+            mix = int(rng.integers(self.mixes))
+        record = self.source[index]
+        lat = record["latents"][mix]  # (3, frames, C)
+        total = lat.shape[1]
+        length = min(self.frames, total)
+        offset = int(rng.integers(total - length + 1))
+        rate = cfg.sample_rate
+        start_s = offset * self.hop / rate
+        duration = min(length * self.hop, record["num_samples"] - offset * self.hop) / rate
+        info = record["mixes"][mix]
+        positive = shift_spans(record.get("spans") or info["activity"], start_s, duration)
+        spans = span_prompt(positive, duration, cfg.max_spans, cfg.negative_span_prob, rng)
+        if rng.random() < cfg.span_dropout:
+            spans[:] = 0.0
+        description = record.get("description", "")
+        text = description.encode("utf-8")[: cfg.description_bytes]
+        if rng.random() < cfg.text_dropout:
+            text, description = b"", ""
+
+        def cropped(x):
+            out = np.zeros((self.frames, x.shape[-1]), x.dtype)
+            out[:length] = x[offset : offset + length]
+            return out
+
+        valid = np.zeros(self.frames, bool)
+        valid[:length] = True
+        desc = np.zeros(cfg.description_bytes, np.uint8)
+        desc[: len(text)] = np.frombuffer(text, np.uint8)
+        snr_out = np.zeros(max(cfg.max_sources, 1), np.float32)
+        snrs = np.asarray(info["snr_db"], np.float32)[: len(snr_out)]
+        snr_out[: len(snrs)] = snrs
+        example = {
+            "mixture_latent": cropped(lat[0]),
+            "target_latent": cropped(lat[1]),
+            "residual_latent": cropped(lat[2]),
+            "valid": valid,
+            "spans": spans,
+            "category": np.int32(CATEGORY_IDS.get(record.get("category", "unknown"), 0)),
+            "description": desc,
+            "description_length": np.int32(len(text)),
+            "snr_db": snr_out,
+            "num_sources": np.int32(len(info["others"])),
+            "index": np.int64(index),
+            "mix": np.int32(mix),
+        }
+        if self.text_table is not None:
+            row = 0 if not description else int(record["text_index"])
+            example["text_features"], example["text_mask"] = self.text_table.features(row)
+        if self.video_dim is not None:
+            out = np.zeros((self.video_dim, self.frames), np.float32)
+            feats = record.get("video")
+            has = feats is not None and len(feats) > 0
+            if has:
+                crop = feats[offset : offset + length]
+                out[:, : crop.shape[0]] = crop.T
+            example["video"], example["has_video"] = out, np.bool_(has)
+        return example
+
+
 class Collate:
     """Stacks examples on axis 0; with `tokenize`, adds text_ids / text_mask."""
 
@@ -296,11 +398,14 @@ def make_dataset(
     shuffle: bool = True,
     drop_remainder: bool = True,
     tokenize: Callable | None = None,
+    text_table=None,
 ) -> grain.IterDataset:
     """The batched IterDataset for one process. Records shard_index::shard_count are this
     process's targets (disjoint across processes, covering the split); other sources mixed
     in may come from any record. num_epochs=None repeats forever (reshuffled each epoch);
-    with a finite num_epochs processes may differ by a batch, so stop them together."""
+    with a finite num_epochs processes may differ by a batch, so stop them together.
+    A LatentShardReader source yields latent examples (MakeLatentExample); `text_table`
+    (its TextTable) adds the descriptions' T5 features."""
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard_index {shard_index} must be in [0, shard_count={shard_count})")
     where = getattr(source, "directory", source)
@@ -311,12 +416,17 @@ def make_dataset(
         raise ValueError(
             f"{where}: stored at {rate} Hz but data.sample_rate is {config.sample_rate}"
         )
-    ds = grain.MapDataset.range(len(source))[shard_index::shard_count]
+    latent = getattr(source, "latent_dtype", None) is not None
+    items = len(source) * (source.mixes if latent and config.latent_mixes == "all" else 1)
+    ds = grain.MapDataset.range(items)[shard_index::shard_count]
     if shuffle:
         ds = ds.shuffle(seed=seed)
     if num_epochs != 1:
         ds = ds.repeat(num_epochs)
-    ds = ds.random_map(MakeExample(source, config), seed=seed)
+    if latent:
+        ds = ds.random_map(MakeLatentExample(source, config, text_table), seed=seed)
+    else:
+        ds = ds.random_map(MakeExample(source, config), seed=seed)
     ds = ds.to_iter_dataset(
         grain.ReadOptions(num_threads=config.read_threads, prefetch_buffer_size=8)
     )
@@ -353,11 +463,21 @@ def open_split(data, split: str = "train"):
 
         return load_tfds_source(data.dir, split, data.tfds_name)
     root = as_path(data.dir)  # a gs:// data.dir stays a URL
-    if (root / split / INDEX_NAME).is_file():
-        return ShardReader(root / split)
-    if (root / INDEX_NAME).is_file():
-        return ShardReader(root)
+    for directory in (root / split, root):
+        if (directory / INDEX_NAME).is_file():
+            return _open_shards(directory)
     raise ValueError(f"data.dir {root}: neither {split}/{INDEX_NAME} nor {INDEX_NAME} exists")
+
+
+def _open_shards(directory: Path):
+    """ShardReader for audio shards, LatentShardReader for encode-shards output (the index's
+    format says which)."""
+    from samaudio_jax.data import latent_shards
+
+    index = json.loads((directory / INDEX_NAME).read_text(encoding="utf-8"))
+    if latent_shards.is_latent_index(index):
+        return latent_shards.LatentShardReader(directory)
+    return ShardReader(directory)
 
 
 def dataset_from_config(
@@ -367,7 +487,15 @@ def dataset_from_config(
     train.global_batch_size / jax.process_count(), shuffle seed data.shuffle_seed."""
     index, count = process_shard()
     source = open_split(config.data, split)
-    check_video_features(source, config)
+    text_table = None
+    if getattr(source, "latent_dtype", None) is not None:
+        from samaudio_jax.data.latent_shards import check_against_config
+
+        check_against_config(source, config)
+        if config.text.kind == "t5":  # features from the table; the step runs no T5
+            text_table, tokenize = source.text_table(), None
+    else:
+        check_video_features(source, config)
     if config.train.global_batch_size % count:
         raise ValueError(
             f"train.global_batch_size {config.train.global_batch_size} is not divisible by "
@@ -382,6 +510,7 @@ def dataset_from_config(
         shard_count=count,
         num_epochs=num_epochs,
         tokenize=tokenize,
+        text_table=text_table,
     )
 
 

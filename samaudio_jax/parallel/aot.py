@@ -13,6 +13,11 @@ import os
 
 # HBM per chip in GiB.
 HBM_GIB = {"v4": 32, "v5e": 16, "v5p": 95, "v6e": 32}
+# Published peak dense bf16 FLOP/s and HBM bandwidth (bytes/s) per chip (Google Cloud TPU
+# system-architecture pages): v4 275 TFLOP/s, 1228 GB/s; v5e 197 TFLOP/s, 819 GB/s;
+# v5p 459 TFLOP/s, 2765 GB/s; v6e 918 TFLOP/s, 1640 GB/s.
+PEAK_BF16_FLOPS = {"v4": 275e12, "v5e": 197e12, "v5p": 459e12, "v6e": 918e12}
+HBM_BYTES_PER_S = {"v4": 1228e9, "v5e": 819e9, "v5p": 2765e9, "v6e": 1640e9}
 
 
 def chip_family(topology: str) -> str:
@@ -69,3 +74,56 @@ def memory_report(compiled) -> MemoryReport:
 
 def gib(n: int) -> float:
     return n / 2**30
+
+
+@dataclasses.dataclass
+class Roofline:
+    """A PREDICTION from XLA's cost analysis, not a measurement: the step takes at least
+    its FLOPs at the chip's peak and at least its bytes at the HBM bandwidth; the larger is
+    the predicted step time. Collectives (ICI/DCN), overlap gaps and imperfect MXU use are
+    not modelled, so real steps are slower and real MFU lower."""
+
+    flops: float  # per chip per step
+    bytes_accessed: float  # per chip per step
+    peak_flops: float
+    hbm_bytes_per_s: float
+
+    @property
+    def compute_s(self) -> float:
+        return self.flops / self.peak_flops
+
+    @property
+    def memory_s(self) -> float:
+        return self.bytes_accessed / self.hbm_bytes_per_s
+
+    @property
+    def step_s(self) -> float:
+        return max(self.compute_s, self.memory_s)
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "HBM bandwidth"
+
+    def mfu(self, useful_flops: float | None = None) -> float:
+        """Predicted MFU: `useful_flops` (default: all of the program's) over peak x time."""
+        return (self.flops if useful_flops is None else useful_flops) / (
+            self.peak_flops * self.step_s
+        )
+
+
+def cost(compiled) -> tuple[float | None, float | None]:
+    """(FLOPs, bytes accessed) per chip of one call, from XLA's cost analysis."""
+    try:
+        c = compiled.cost_analysis()
+    except Exception:  # some backends do not implement it
+        return None, None
+    if isinstance(c, (list, tuple)):
+        c = c[0] if c else None
+    if not c:
+        return None, None
+    flops, nbytes = c.get("flops"), c.get("bytes accessed")
+    return (None if flops is None else float(flops)), (None if nbytes is None else float(nbytes))
+
+
+def roofline(family: str, flops: float, bytes_accessed: float) -> Roofline:
+    return Roofline(flops, bytes_accessed, PEAK_BF16_FLOPS[family], HBM_BYTES_PER_S[family])

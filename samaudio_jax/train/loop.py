@@ -287,7 +287,22 @@ def _train_locked(
             f"config.train.global_batch_size: {batch} does not split over "
             f"{jax.process_count()} processes"
         )
+    table = None
+    if batch_source is None:  # the dataset's index picks waveform or latent batches
+        from samaudio_jax.train import inputs as inputs_lib
+
+        factories, table, kind = inputs_lib.for_dataset(
+            config, factories or state_lib.ModuleFactories()
+        )
+        if kind == "latents" and jax.process_index() == 0:
+            print_fn(
+                "latent dataset: the step runs without the codec"
+                + (" or T5 (text features from the table)" if table is not None else ""),
+                flush=True,
+            )
     setup = state_lib.build_setup(config, mesh, factories)
+    if table is not None:
+        setup = inputs_lib.with_text_table(setup, table)
     source = make_batch_source(config, setup, batch_source)
     # Evaluation during training (train.eval_every): the validation set is read once, and a
     # bad eval setting is refused before any checkpoint directory is made.

@@ -88,3 +88,15 @@ def drop_spans(spans, drop):
     """Marks every span slot of dropped examples unused, so every frame points at <null>."""
     code = jnp.where(drop[:, None], 0.0, spans[..., 0])
     return spans.at[..., 0].set(code)
+
+
+def drop_text_features(features, mask, drop, empty_features, empty_mask):
+    """Replaces the precomputed text features (B, S, D) of dropped examples with those of
+    the empty prompt "" (L, D), zero-padded to S: what T5 gives for "" (its padded
+    positions are zero) when the step runs it on dropped token rows."""
+    s = features.shape[1]
+    e_feats = jnp.zeros((s, features.shape[2]), features.dtype)
+    e_feats = e_feats.at[: empty_features.shape[0]].set(empty_features.astype(features.dtype))
+    e_mask = jnp.zeros((s,), mask.dtype).at[: empty_mask.shape[0]].set(empty_mask)
+    d = drop[:, None]
+    return jnp.where(d[..., None], e_feats[None], features), jnp.where(d, e_mask[None], mask)

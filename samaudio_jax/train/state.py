@@ -78,6 +78,9 @@ class TrainSetup:
     frozen_shardings: dict
     factories: ModuleFactories
     _text_tokenizer: Any = None
+    # Features and mask of "" for batches that carry text_features (a latent dataset's text
+    # table; train.inputs sets it): conditioning dropout swaps them in.
+    empty_text: tuple[np.ndarray, np.ndarray] | None = None
 
     def tokenize(self, texts):
         return self.tokenizer(texts)

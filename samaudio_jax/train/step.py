@@ -8,6 +8,8 @@ A batch is a dict of global arrays with the batch dimension first:
   a frame is valid when any of its samples is), or `num_samples` (B,) int (waveforms);
   neither means every frame is valid;
 - optional `spans` (B, K, 3) float (code, start_s, end_s), `text_ids` / `text_mask` (B, S),
+  or precomputed `text_features` (B, S, text_dim) / `text_mask` (a latent dataset's text
+  table: no text encoder runs; dropped examples get setup.empty_text, the features of ""),
   `video` (B, Dv, T) (zeros = no video, the release's convention; the pipeline's
   `has_video` is not needed here).
 
@@ -35,7 +37,9 @@ from samaudio_jax.train.state import TrainSetup
 WAVE_KEYS = ("mixture", "target", "residual")
 LATENT_KEYS = ("mixture_latent", "target_latent", "residual_latent")
 USED_KEYS = (
-    WAVE_KEYS + LATENT_KEYS + ("valid", "num_samples", "spans", "text_ids", "text_mask", "video")
+    WAVE_KEYS
+    + LATENT_KEYS
+    + ("valid", "num_samples", "spans", "text_ids", "text_mask", "video", "text_features")
 )
 TEXT_BUCKET = 16  # text is padded to a multiple of this many tokens (few distinct shapes)
 
@@ -133,7 +137,20 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
         x_t, _ = objective.interpolate(x0, x1, t, sigma_min)
 
         text_features = text_mask = None
-        if "text_ids" in mb and setup.text_graph is not None:
+        if "text_features" in mb:  # from a text table: T5 ran once, ahead of training
+            if setup.empty_text is None:
+                raise ValueError(
+                    "batch text_features: the setup has no empty-prompt features (empty_text)"
+                )
+            e_feats, e_mask = setup.empty_text
+            text_features, text_mask = objective.drop_text_features(
+                mb["text_features"].astype(jnp.float32),
+                mb["text_mask"].astype(bool),
+                drops[:, 0],
+                jnp.asarray(e_feats, jnp.float32),
+                jnp.asarray(e_mask, bool),
+            )
+        elif "text_ids" in mb and setup.text_graph is not None:
             ids, mask = mb["text_ids"], mb["text_mask"].astype(bool)
             e_ids, e_mask = setup.empty_prompt
             if e_ids.shape[0] > ids.shape[1]:
