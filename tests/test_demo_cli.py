@@ -74,13 +74,11 @@ def test_demo_runs_end_to_end_resumes_and_exports(tmp_path):
     assert import_cli.run(ns(checkpoint=str(out), workdir=str(imported), t5_dir=None), []) == 0
     assert (imported / "checkpoints" / "0").is_dir()
     report = tmp_path / "eval.json"
-    args = ns(
-        checkpoint=str(imported),
-        data=str(work / "data"),
-        num=3,
-        seed=1234,
-        json=str(report),
-        t5_dir=None,
+    parser = argparse.ArgumentParser()
+    eval_cli.add_arguments(parser)  # the real flags and their defaults
+    args = parser.parse_args(
+        ["--checkpoint", str(imported), "--data", str(work / "data"), "--num", "3"]
+        + ["--seed", "1234", "--json", str(report)]
     )
     assert eval_cli.run(args, []) == 0
     # same weights, same mixtures, same sampler key: the same scores as the demo's eval
