@@ -28,6 +28,7 @@ from samaudio_jax.checkpoint.release_config import (
 )
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.io_atomic import atomic_write_text
+from samaudio_jax.model import lora
 from samaudio_jax.paths import Path, as_path
 from samaudio_jax.sample.loading import Separator, _merge, build_separator, flat_params, load_params
 
@@ -68,6 +69,8 @@ def export_separator(separator: Separator, out_dir) -> list[str]:
     """Writes out_dir/{checkpoint.pt, model.safetensors, config.json} (config.json last)."""
     out = as_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if separator.config.model.lora.rank:  # LoRA: export the plain weights W + scale A B
+        separator = lora.merged_separator(separator)
     state = {k: np.ascontiguousarray(v) for k, v in export_state_dict(separator).items()}
     written = []
     for name in (release_io.PT_FILE, release_io.SAFETENSORS_FILE):
