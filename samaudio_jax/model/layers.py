@@ -104,7 +104,6 @@ class Dense(nnx.Module):
                 lora,
                 in_axes=axes[:1],
                 out_axes=axes[1:],
-                param_dtype=param_dtype,
                 rngs=rngs,
             )
             if lora is not None
@@ -244,7 +243,6 @@ class Attention(nnx.Module):
                     lora,
                     in_axes=in_axes,
                     out_axes=out_axes,
-                    param_dtype=param_dtype,
                     rngs=rngs,
                 )
             setattr(self, name + "_lora", adapter)

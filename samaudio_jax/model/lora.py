@@ -8,6 +8,8 @@ einsum path: for a kernel W with input dims I and output dims O, A has shape I +
 (uniform +-1/sqrt(fan_in)), B at zero, so an adapted model starts equal to its base. The
 adapter of parameter `wq` is the module `wq_lora` (of a Dense's `kernel`, `kernel_lora`),
 holding params `a` and `b`; freezing (train/freeze.py) recognises adapters by that suffix.
+Adapters are float32 whatever model.param_dtype says (they are small and are what trains),
+so a LoRA run may keep the frozen base in bfloat16 (model.param_dtype) to halve its memory.
 Logical axes: A takes W's input axes, B W's output axes, the rank axis is None (replicated),
 so config.mesh.rules shard adapters like their kernels with no new rule; with scan_layers the
 adapters are stacked on the "layers" axis like every block parameter. (qwix intercepts
