@@ -118,3 +118,31 @@ def test_patterns_that_match_nothing_or_freeze_everything_are_errors():
     config = tiny_config(["--config.train.trainable=('flow/(',)"])
     with pytest.raises(ValueError, match=r"config.train.trainable: 'flow/\(' is not a valid regex"):
         state_lib.build_setup(config, make_mesh(config.mesh, jax.devices()[:1]))
+
+
+def test_compile_flags_set_the_finetuning_fields():
+    import argparse
+
+    from samaudio_jax.cli import compile as compile_cli
+
+    parser = argparse.ArgumentParser()
+    compile_cli.add_arguments(parser)
+    base = ["--config", "configs/tiny.py", "--topology", "v5e:2x2"]
+    config = tiny_config()
+    args = parser.parse_args(base + ["--train_last_layers", "1"])
+    assert compile_cli._apply_finetune_flags(config, args) == "partly frozen"
+    assert config.train.trainable == ("flow/transformer/layers/(1)/.*",)
+    setup = state_lib.build_setup(config, make_mesh(config.mesh, jax.devices()[:1]))
+    trained, total = freeze.count(setup.trainable, setup.abstract_state["params"])
+    layer1 = sum(
+        int(np.prod(x.shape))
+        for x in jax.tree.leaves(setup.abstract_state["params"]["flow"]["transformer"]["layers"][1])
+    )
+    assert trained == layer1 < total
+    config = tiny_config()
+    args = parser.parse_args(base + ["--lora_rank", "8"])
+    assert compile_cli._apply_finetune_flags(config, args) == "LoRA rank 8"
+    assert config.model.lora.rank == 8
+    args = parser.parse_args(base + ["--train_last_layers", "3"])
+    with pytest.raises(ValueError, match="--train_last_layers: the model has 2 blocks"):
+        compile_cli._apply_finetune_flags(tiny_config(), args)
