@@ -143,6 +143,13 @@ def test_compile_flags_set_the_finetuning_fields():
     args = parser.parse_args(base + ["--lora_rank", "8"])
     assert compile_cli._apply_finetune_flags(config, args) == "LoRA rank 8"
     assert config.model.lora.rank == 8
+    # Scanned layers: the count cuts the stacked (abstract) leaves.
+    config = tiny_config(["--config.model.scan_layers=true"])
+    compile_cli._apply_finetune_flags(
+        config, parser.parse_args(base + ["--train_last_layers", "1"])
+    )
+    setup = state_lib.build_setup(config, make_mesh(config.mesh, jax.devices()[:1]))
+    assert freeze.count(setup.trainable, setup.abstract_state["params"]) == (layer1, total)
     args = parser.parse_args(base + ["--train_last_layers", "3"])
     with pytest.raises(ValueError, match="--train_last_layers: the model has 2 blocks"):
         compile_cli._apply_finetune_flags(tiny_config(), args)

@@ -192,4 +192,5 @@ def restrict(tx: optax.GradientTransformation, sel: Selection | None):
 def count(sel: Selection | None, params) -> tuple[int, int]:
     """(trainable elements, all elements) of `params` under `sel`."""
     total = sum(int(x.size) for x in jax.tree.leaves(params))
-    return sum(int(x.size) for x in jax.tree.leaves(select(params, sel))), total
+    view = jax.eval_shape(lambda p: select(p, sel), params)  # arrays or ShapeDtypeStructs
+    return sum(int(x.size) for x in jax.tree.leaves(view)), total
