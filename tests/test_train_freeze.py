@@ -153,3 +153,20 @@ def test_compile_flags_set_the_finetuning_fields():
     args = parser.parse_args(base + ["--train_last_layers", "3"])
     with pytest.raises(ValueError, match="--train_last_layers: the model has 2 blocks"):
         compile_cli._apply_finetune_flags(tiny_config(), args)
+
+
+def test_train_cli_names_a_bad_pattern_in_one_line(tmp_path, capsys):
+    from train_testlib import REPO, TINY
+
+    from samaudio_jax.cli import train as train_cli_module
+
+    argv = ["--config", str(REPO / "configs" / "tiny.py"), "--workdir", str(tmp_path), *TINY]
+    assert train_cli_module.main(argv + ["--config.train.trainable=('flow/nothing/.*',)"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: config.train.trainable: 'flow/nothing/.*' matches no parameter path"]
+    assert (
+        train_cli_module.main(argv + ["--config.model.lora.rank=2", "--config.model.lora.alpha=-1"])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: config.model.lora.alpha: expected > 0, got -1.0"]

@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from samaudio_jax.config_checks import ConfigError  # a ValueError the CLIs print as one line
+
 SUFFIX = "_lora"
 TENSORS_FILE = "adapters.safetensors"
 CONFIG_FILE = "adapter_config.json"
@@ -68,15 +70,15 @@ def spec_for(lora_cfg, sublayer: str) -> LoRASpec | None:
         return None
     rank, alpha = int(lora_cfg.rank), float(lora_cfg.alpha)
     if rank < 0:
-        raise ValueError(f"config.model.lora.rank: expected >= 0 (0 = off), got {rank}")
+        raise ConfigError(f"config.model.lora.rank: expected >= 0 (0 = off), got {rank}")
     if not alpha > 0:
-        raise ValueError(f"config.model.lora.alpha: expected > 0, got {alpha}")
+        raise ConfigError(f"config.model.lora.alpha: expected > 0, got {alpha}")
     names = set()
     for target in tuple(lora_cfg.targets):
         sub, _, proj = str(target).partition(".")
         if sub not in SUBLAYERS or proj not in SUBLAYERS[sub]:
             known = [f"{s}.{p}" for s, ps in SUBLAYERS.items() for p in ps]
-            raise ValueError(
+            raise ConfigError(
                 f"config.model.lora.targets: unknown {target!r}; expected some of {known}"
             )
         if sub == sublayer:

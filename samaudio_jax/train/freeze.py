@@ -36,6 +36,8 @@ from typing import Any
 import jax
 import optax
 
+from samaudio_jax.config_checks import ConfigError  # a ValueError the CLIs print as one line
+
 LORA_SUFFIX = "_lora"  # an adapter module is named "<kernel name>_lora" (model/lora.py)
 NORM_OR_BIAS = re.compile(r".*(norm[^/]*/(weight|bias|scale)|/bias)")
 
@@ -64,13 +66,13 @@ def _layer_paths(path: tuple[str, ...], leaf, spec) -> list[str] | None:
 
 def _compile(patterns: Sequence[str], field: str) -> list[tuple[str, re.Pattern]]:
     if isinstance(patterns, str):
-        raise ValueError(f"{field}: expected a tuple of regexes, got the string {patterns!r}")
+        raise ConfigError(f"{field}: expected a tuple of regexes, got the string {patterns!r}")
     out = []
     for p in patterns:
         try:
             out.append((p, re.compile(p)))
         except re.error as e:
-            raise ValueError(f"{field}: {p!r} is not a valid regex ({e})") from None
+            raise ConfigError(f"{field}: {p!r} is not a valid regex ({e})") from None
     return out
 
 
@@ -123,9 +125,9 @@ def selection(params, logical, train_cfg, lora_cfg=None) -> Selection | None:
     for field, pats in (("trainable", trainable), ("freeze", freeze)):
         for p, _ in pats:
             if (field, p) not in used:
-                raise ValueError(f"config.train.{field}: {p!r} matches no parameter path")
+                raise ConfigError(f"config.train.{field}: {p!r} matches no parameter path")
     if not any_trains:
-        raise ValueError(
+        raise ConfigError(
             "config.train.freeze / config.train.trainable: no parameter is left to train"
         )
     return out
