@@ -43,6 +43,28 @@ def model_defaults() -> ml_collections.ConfigDict:
     m.scan_layers = False
     m.remat_policy = "none"  # none | full | dots | dots_no_batch
     m.attention_impl = "xla"  # xla | cudnn (jax.nn.dot_product_attention implementation)
+    # LoRA adapters on the DiT blocks' projections (model/lora.py). rank 0 = off. When on,
+    # the base weights are frozen (train/freeze.py): only adapters train, plus norms and
+    # biases with train_norms, plus whatever train.trainable names. Export merges them.
+    m.lora = ml_collections.ConfigDict()
+    m.lora.rank = 0
+    m.lora.alpha = 16.0  # the update is (alpha / rank) * x A B
+    # Which projections get adapters, in every block's self-attention (attention.*),
+    # cross-attention (cross_attention.*) and SwiGLU feed-forward (feed_forward.*).
+    m.lora.targets = (
+        "attention.wq",
+        "attention.wk",
+        "attention.wv",
+        "attention.wo",
+        "cross_attention.wq",
+        "cross_attention.wk",
+        "cross_attention.wv",
+        "cross_attention.wo",
+        "feed_forward.w1",
+        "feed_forward.w2",
+        "feed_forward.w3",
+    )
+    m.lora.train_norms = False  # also train norm weights and biases
     return m
 
 
@@ -175,6 +197,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.eval_ode_steps = 4  # (= eval --steps)
     c.train.keep_best_by = ""  # e.g. "eval/si_sdri_median": its best checkpoint is never rotated
     c.train.keep_best_mode = "max"  # max | min
+    # Freezing (train/freeze.py). Regexes, re.fullmatch'ed against each parameter's path in
+    # the train state, e.g. "flow/transformer/layers/3/attention/wq" (with scan_layers the
+    # path still carries the layer index). trainable: empty = all parameters are candidates,
+    # else only matching ones; freeze: matching parameters never train (it wins). Frozen
+    # parameters get no optimizer state. E.g. all but the last 2 of 22 layers:
+    # trainable=("flow/transformer/layers/(20|21)/.*",).
+    c.train.trainable = ()
+    c.train.freeze = ()
 
     c.sample = ml_collections.ConfigDict()
     c.sample.solver = "midpoint"

@@ -217,10 +217,15 @@ def read_release_dir(path, *, t5_dir: str | None = None) -> Bundle:
 # --------------------------------------------------------------------------------- write
 
 
-def _params_for_export(bundle: Bundle):
-    """The flow network whose parameters export writes. The one place where adapters (LoRA)
-    are merged into full weights before the release's tensors are written."""
-    return bundle.model
+def _for_export(bundle: Bundle) -> Bundle:
+    """The bundle export writes: the one place where LoRA adapters are merged into full
+    weights (W + alpha/r A B) and the config says LoRA is off, so the release layout holds
+    plain tensors that the release's own code loads."""
+    if bundle.config.model.lora.rank:
+        from samaudio_jax.model import lora
+
+        return lora.merged_separator(bundle)
+    return bundle
 
 
 def state_dict(bundle: Bundle) -> dict[str, np.ndarray]:
@@ -228,7 +233,7 @@ def state_dict(bundle: Bundle) -> dict[str, np.ndarray]:
     from samaudio_jax.model.factory import flow_state_dict
 
     config = bundle.config
-    state = flow_state_dict(_params_for_export(bundle), config.model)
+    state = flow_state_dict(bundle.model, config.model)
     if config.text.kind == "small" and bundle.text_encoder is not None:
         for name, value in flat_params(bundle.text_encoder).items():
             state[TEXT_PREFIX + name.replace("/", ".")] = value
@@ -280,6 +285,7 @@ def write_release_dir(bundle: Bundle, out_dir, formats=("pt", "safetensors")) ->
             raise ValueError(f"formats: expected some of {sorted(FORMATS)}, got {fmt!r}")
     out = as_path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    bundle = _for_export(bundle)
     state = state_dict(bundle)
     written = []
     for fmt in formats:

@@ -47,6 +47,19 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="batches carry visual-prompt features (B, model.video_dim, T), as shards with video do",
     )
+    # Parameter-efficient fine-tuning variants (train/freeze.py, model/lora.py).
+    parser.add_argument(
+        "--lora_rank",
+        type=int,
+        default=0,
+        help="LoRA adapters of this rank (model.lora.rank); base weights frozen",
+    )
+    parser.add_argument(
+        "--train_last_layers",
+        type=int,
+        default=0,
+        help="train only the last K DiT blocks (train.trainable), the rest frozen",
+    )
 
 
 def run(args, overrides) -> int:
@@ -64,6 +77,7 @@ def run(args, overrides) -> int:
         from samaudio_jax.train.state import ModuleFactories
 
         inputs = inputs_lib.for_dataset(config, ModuleFactories())[2]
+    finetune = _apply_finetune_flags(config, args)
     t0 = time.perf_counter()
     try:
         compiled, setup = compile_for_topology(
@@ -88,13 +102,18 @@ def run(args, overrides) -> int:
     seconds = time.perf_counter() - t0
     report = aot.memory_report(compiled)
     from samaudio_jax.train.metrics import compiled_flops
-    from samaudio_jax.train.state import param_count
 
     flops = compiled_flops(compiled)
     hbm = args.hbm_gib or aot.HBM_GIB[family]
     chips = setup.mesh.devices.size
     print(f"config {config.name} on {args.topology} ({chips} chips, mesh {dict(setup.mesh.shape)})")
-    print(f"trainable parameters: {param_count(setup.abstract_state['params']) / 1e6:.1f} M")
+    from samaudio_jax.train.freeze import count
+
+    trained, total = count(setup.trainable, setup.abstract_state["params"])
+    print(
+        f"parameters: {total / 1e6:.1f} M, trained {trained / 1e6:.2f} M ({finetune}); "
+        f"optimizer state {aot.gib(_nbytes(setup.abstract_state['opt_state'])):.2f} GiB"
+    )
     video = f" with visual-prompt features (B, {config.model.video_dim}, T)" if args.video else ""
     print(
         f"global batch {config.train.global_batch_size} of {inputs}{video}, "
@@ -133,6 +152,31 @@ def _print_roofline(compiled, family: str) -> None:
         f">= {r.step_s * 1e3:.1f} ms ({r.bound}-bound; compute {r.compute_s * 1e3:.1f} ms, "
         f"HBM {r.memory_s * 1e3:.1f} ms), MFU <= {100 * r.mfu():.0f}%"
     )
+
+
+def _nbytes(tree) -> int:
+    import jax
+
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+
+
+def _apply_finetune_flags(config, args) -> str:
+    """Sets the config fields --lora_rank / --train_last_layers stand for; names the variant."""
+    if args.lora_rank < 0 or args.train_last_layers < 0:
+        raise ValueError("--lora_rank / --train_last_layers: expected >= 0")
+    if args.lora_rank:
+        config.model.lora.rank = int(args.lora_rank)
+    layers = int(config.model.num_layers)
+    if args.train_last_layers:
+        if args.train_last_layers > layers:
+            raise ValueError(f"--train_last_layers: the model has {layers} blocks")
+        last = "|".join(str(i) for i in range(layers - args.train_last_layers, layers))
+        config.train.trainable = (f"flow/transformer/layers/({last})/.*",)
+    if config.model.lora.rank:
+        return f"LoRA rank {config.model.lora.rank}"
+    if config.train.trainable or config.train.freeze:
+        return "partly frozen"
+    return "full"
 
 
 def compile_for_topology(

@@ -15,6 +15,7 @@ import ml_collections
 from flax import nnx
 
 from samaudio_jax.model import layers as L
+from samaudio_jax.model.lora import spec_for
 
 REMAT_POLICIES = {
     "full": None,
@@ -113,6 +114,7 @@ class DiTBlock(nnx.Module):
     def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
         dt, pdt = L.resolve_dtype(cfg.dtype), L.resolve_dtype(cfg.param_dtype)
         d = cfg.dim
+        lora_cfg = cfg.get("lora")
         attn_kw = dict(
             qk_norm=cfg.qk_norm,
             norm_eps=cfg.norm_eps,
@@ -122,11 +124,26 @@ class DiTBlock(nnx.Module):
             rngs=rngs,
         )
         self.attention = L.Attention(
-            d, cfg.num_heads, use_rope=True, rope_theta=L.rope_theta(cfg.max_positions), **attn_kw
+            d,
+            cfg.num_heads,
+            use_rope=True,
+            rope_theta=L.rope_theta(cfg.max_positions),
+            lora=spec_for(lora_cfg, "attention"),
+            **attn_kw,
         )
-        self.cross_attention = L.Attention(d, cfg.num_heads, use_rope=False, **attn_kw)
+        self.cross_attention = L.Attention(
+            d, cfg.num_heads, use_rope=False, lora=spec_for(lora_cfg, "cross_attention"), **attn_kw
+        )
         hidden = L.ffn_hidden_dim(d, cfg.ffn_exp, cfg.multiple_of)
-        self.feed_forward = L.SwiGLU(d, hidden, d, dtype=dt, param_dtype=pdt, rngs=rngs)
+        self.feed_forward = L.SwiGLU(
+            d,
+            hidden,
+            d,
+            dtype=dt,
+            param_dtype=pdt,
+            lora=spec_for(lora_cfg, "feed_forward"),
+            rngs=rngs,
+        )
         self.attention_norm = L.RMSNorm(d, eps=cfg.norm_eps, param_dtype=pdt)
         self.ffn_norm = L.RMSNorm(d, eps=cfg.norm_eps, param_dtype=pdt)
         self.scale_shift_table = modulation_table(rngs, 6, d, pdt)

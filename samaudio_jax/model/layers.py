@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from samaudio_jax.model.lora import LoRA, LoRASpec
 from samaudio_jax.parallel.constraints import constrain
 
 Initializer = Callable[[jax.Array, Sequence[int], jnp.dtype], jax.Array]
@@ -91,10 +92,23 @@ class Dense(nnx.Module):
         dtype=jnp.float32,
         param_dtype=jnp.float32,
         kernel_init: Initializer | None = None,
+        lora: LoRASpec | None = None,
         rngs: nnx.Rngs,
     ):
         init = kernel_init or fan_in_init(in_features)
         self.kernel = make_param(rngs, init, (in_features, out_features), axes, param_dtype)
+        self.kernel_lora = (
+            LoRA(
+                (in_features,),
+                (out_features,),
+                lora,
+                in_axes=axes[:1],
+                out_axes=axes[1:],
+                rngs=rngs,
+            )
+            if lora is not None
+            else None
+        )
         self.bias = (
             make_param(rngs, fan_in_init(in_features), (out_features,), (axes[1],), param_dtype)
             if use_bias
@@ -104,6 +118,8 @@ class Dense(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = jnp.dot(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
+        if self.kernel_lora is not None:
+            y = y + self.kernel_lora(x, self.dtype)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y
@@ -136,12 +152,17 @@ class SwiGLU(nnx.Module):
         out_axis: str = "embed",
         dtype=jnp.float32,
         param_dtype=jnp.float32,
+        lora: LoRASpec | None = None,
         rngs: nnx.Rngs,
     ):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-        self.w1 = Dense(in_dim, hidden_dim, axes=(in_axis, hidden_axis), **kw)
-        self.w3 = Dense(in_dim, hidden_dim, axes=(in_axis, hidden_axis), **kw)
-        self.w2 = Dense(hidden_dim, out_dim, axes=(hidden_axis, out_axis), **kw)
+
+        def adapter(name):  # LoRA on this projection, if the spec names it
+            return lora if lora is not None and lora.wants(name) else None
+
+        self.w1 = Dense(in_dim, hidden_dim, axes=(in_axis, hidden_axis), lora=adapter("w1"), **kw)
+        self.w3 = Dense(in_dim, hidden_dim, axes=(in_axis, hidden_axis), lora=adapter("w3"), **kw)
+        self.w2 = Dense(hidden_dim, out_dim, axes=(hidden_axis, out_axis), lora=adapter("w2"), **kw)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         hidden = constrain_acts(jax.nn.silu(self.w1(x)) * self.w3(x), "mlp")
@@ -191,6 +212,7 @@ class Attention(nnx.Module):
         attention_impl: str = "xla",
         dtype=jnp.float32,
         param_dtype=jnp.float32,
+        lora: LoRASpec | None = None,
         rngs: nnx.Rngs,
     ):
         if dim % num_heads:
@@ -205,6 +227,25 @@ class Attention(nnx.Module):
         self.wo = make_param(
             rngs, init, (num_heads, hd, dim), ("heads", "kv", "embed"), param_dtype
         )
+        # LoRA adapters (model/lora.py) beside the kernels they adapt; None when not asked for.
+        shapes = {
+            "wq": ((dim,), (hd, num_heads), ("embed",), ("kv", "heads")),
+            "wk": ((dim,), (hd, num_heads), ("embed",), ("kv", "heads")),
+            "wv": ((dim,), (hd, num_heads), ("embed",), ("kv", "heads")),
+            "wo": ((num_heads, hd), (dim,), ("heads", "kv"), ("embed",)),
+        }
+        for name, (ins, outs, in_axes, out_axes) in shapes.items():
+            adapter = None
+            if lora is not None and lora.wants(name):
+                adapter = LoRA(
+                    ins,
+                    outs,
+                    lora,
+                    in_axes=in_axes,
+                    out_axes=out_axes,
+                    rngs=rngs,
+                )
+            setattr(self, name + "_lora", adapter)
         if qk_norm:
             self.q_norm = RMSNorm(hd, eps=norm_eps, param_dtype=param_dtype)
             self.k_norm = RMSNorm(hd, eps=norm_eps, param_dtype=param_dtype)
@@ -223,9 +264,10 @@ class Attention(nnx.Module):
         x, src = x.astype(dt), src.astype(dt)
         # Project to the kernels' own (hd, H) order, then swap: asking the einsum for (H, hd)
         # directly makes XLA:CPU transpose the whole kernel on every call (2x slower).
-        q = jnp.einsum("btd,dkh->btkh", x, self.wq[...].astype(dt)).swapaxes(-1, -2)
-        k = jnp.einsum("bsd,dkh->bskh", src, self.wk[...].astype(dt)).swapaxes(-1, -2)
-        v = jnp.einsum("bsd,dkh->bskh", src, self.wv[...].astype(dt)).swapaxes(-1, -2)
+        q = self._adapted("wq", jnp.einsum("btd,dkh->btkh", x, self.wq[...].astype(dt)), x)
+        k = self._adapted("wk", jnp.einsum("bsd,dkh->bskh", src, self.wk[...].astype(dt)), src)
+        v = self._adapted("wv", jnp.einsum("bsd,dkh->bskh", src, self.wv[...].astype(dt)), src)
+        q, k, v = (a.swapaxes(-1, -2) for a in (q, k, v))
         q, k, v = (constrain(a, ("batch", "length", "heads", "kv")) for a in (q, k, v))
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
@@ -234,7 +276,13 @@ class Attention(nnx.Module):
         mask = None if key_mask is None else key_mask[:, None, None, :].astype(bool)
         out = jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=self.attention_impl)
         out = constrain(out, ("batch", "length", "heads", "kv"))
-        return constrain_acts(jnp.einsum("bthk,hkd->btd", out, self.wo[...].astype(dt)))
+        y = jnp.einsum("bthk,hkd->btd", out, self.wo[...].astype(dt))
+        return constrain_acts(self._adapted("wo", y, out))
+
+    def _adapted(self, name: str, y: jax.Array, x: jax.Array) -> jax.Array:
+        """y (x through kernel `name`) plus that kernel's LoRA update of x, if it has one."""
+        adapter = getattr(self, name + "_lora")
+        return y if adapter is None else y + adapter(x, self.dtype)
 
 
 class GroupNorm1(nnx.Module):

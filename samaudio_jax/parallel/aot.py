@@ -38,13 +38,28 @@ def topology_devices(topology: str):
     from jax.experimental import topologies
 
     try:
-        desc = topologies.get_topology_desc(topology_name=topology, platform="tpu")
+        desc = topologies.get_topology_desc(
+            topology_name=topology, platform="tpu", **_single_host_bounds(topology)
+        )
     except Exception as e:
         raise RuntimeError(
             f"--topology {topology}: could not describe it ({type(e).__name__}: {e}). "
             'Is libtpu installed (pip install "jax[tpu]==<jax version>")?'
         ) from e
     return list(desc.devices)
+
+
+def _single_host_bounds(topology: str) -> dict:
+    """libtpu's default host is 2x2x1 chips; a slice smaller than one host (v5e:1x1,
+    v5p:1x1x1, v5e:2x1) must name its own bounds or libtpu refuses to describe it."""
+    try:
+        dims = [int(d) for d in topology.split(":", 1)[1].lower().split("x")]
+    except ValueError:
+        return {}
+    dims = (dims + [1, 1, 1])[:3]
+    if dims[0] <= 2 and dims[1] <= 2 and dims[2] == 1 and dims[0] * dims[1] < 4:
+        return {"chips_per_host_bounds": dims}
+    return {}
 
 
 @dataclasses.dataclass

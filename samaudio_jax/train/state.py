@@ -29,6 +29,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from samaudio_jax.parallel import rules as rules_lib
+from samaudio_jax.train import freeze
 from samaudio_jax.train.optimizer import make_optimizer
 
 
@@ -81,6 +82,7 @@ class TrainSetup:
     # Features and mask of "" for batches that carry text_features (a latent dataset's text
     # table; train.inputs sets it): conditioning dropout swaps them in.
     empty_text: tuple[np.ndarray, np.ndarray] | None = None
+    trainable: Any = None  # train/freeze.py selection; None = every parameter trains
 
     def tokenize(self, texts):
         return self.tokenizer(texts)
@@ -161,14 +163,21 @@ def build_setup(config, mesh: Mesh, factories: ModuleFactories | None = None) ->
     frozen_sh = rules_lib.tree_shardings(frozen, frozen_logical, rules, mesh)
     abstract_params = _abstract(params, param_sh)
 
-    tx = make_optimizer(config.train)
-    opt_shapes = jax.eval_shape(tx.init, abstract_params)
+    # Freezing / LoRA: the optimizer sees the trainable view only (train/freeze.py), so
+    # frozen parameters get no optimizer state; its shardings follow the view's own.
+    trainable = freeze.selection(params, params_logical, config.train, config.model.get("lora"))
+    view = jax.eval_shape(lambda p: freeze.select(p, trainable), abstract_params)
+    view_logical = freeze.select(params_logical, trainable, cut=False)
+    view_sh = rules_lib.tree_shardings(view, view_logical, rules, mesh)
+    tx_view = make_optimizer(config.train)
+    tx = freeze.restrict(tx_view, trainable)
+    opt_shapes = jax.eval_shape(tx_view.init, _abstract(view, view_sh))
     replicated = NamedSharding(mesh, PartitionSpec())
     opt_sh = optax.tree_utils.tree_map_params(
-        tx,
+        tx_view,
         lambda _, s: s,
         opt_shapes,
-        param_sh,
+        view_sh,
         transform_non_params=lambda _: replicated,
         is_leaf=lambda x: isinstance(x, NamedSharding),
     )
@@ -209,6 +218,7 @@ def build_setup(config, mesh: Mesh, factories: ModuleFactories | None = None) ->
         frozen_shardings=frozen_sh,
         factories=factories,
         _text_tokenizer=tokenizer,
+        trainable=trainable,
     )
 
 

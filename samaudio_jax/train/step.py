@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from samaudio_jax.data.spans import span_array_to_anchors
 from samaudio_jax.parallel import rules as rules_lib
 from samaudio_jax.parallel.constraints import activation_sharding
-from samaudio_jax.train import objective
+from samaudio_jax.train import freeze, objective
 from samaudio_jax.train.optimizer import ema_update, learning_rate_schedule
 from samaudio_jax.train.state import TrainSetup
 
@@ -223,13 +223,21 @@ def make_train_step(setup: TrainSetup):
     if accum < 1:
         raise ValueError(f"config.train.grad_accum_steps: expected >= 1, got {accum}")
     loss_fn = make_loss_fn(setup)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     schedule = learning_rate_schedule(train_cfg)
     ema_decay = float(train_cfg.ema_decay)
     rules = config.mesh.rules
 
     def step(state, frozen, batch, rng):
-        params = state["params"]
+        full_params = state["params"]
+        # Gradients and the optimizer see the trainable view only (train/freeze.py; the
+        # whole tree when nothing is frozen); frozen leaves come back untouched.
+        params = freeze.select(full_params, setup.trainable)
+
+        def view_loss(view, *args):
+            return loss_fn(freeze.combine(view, full_params, setup.trainable), *args)
+
+        grad_fn = jax.value_and_grad(view_loss, has_aux=True)
+
         step_key = jax.random.fold_in(rng, state["step"])
         batch_size = jax.tree.leaves(batch)[0].shape[0]
         if batch_size % accum:
@@ -269,7 +277,9 @@ def make_train_step(setup: TrainSetup):
         loss = sse / count
         grads = jax.tree.map(lambda g, p: (g / count).astype(p.dtype), grads, params)
         updates, opt_state = setup.tx.update(grads, state["opt_state"], params)
-        new_params = optax.apply_updates(params, updates)
+        new_params = freeze.combine(
+            optax.apply_updates(params, updates), full_params, setup.trainable
+        )
         new_state = {"step": state["step"] + 1, "params": new_params, "opt_state": opt_state}
         if "ema" in state:
             new_state["ema"] = ema_update(state["ema"], new_params, ema_decay)
