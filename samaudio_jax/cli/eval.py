@@ -29,7 +29,7 @@ def run(args, overrides) -> int:
         separator = ev.load_for_eval(args.checkpoint, t5_dir=args.t5_dir)
         apply_overrides(separator.config, overrides)
         mixtures = ev.heldout_mixtures(args.data, separator.config.data, args.num, args.seed)
-        summary = ev.evaluate(separator, mixtures)
+        summary = ev.evaluate(separator, mixtures, crop=ev.crop_policy(separator.config.data))
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2

@@ -41,6 +41,7 @@ from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
 from samaudio_jax.train import metrics as metrics_lib
 from samaudio_jax.train import state as state_lib
 from samaudio_jax.train import step as step_lib
+from samaudio_jax.train.latent_scale import resolve_latent_scale
 
 log = logging.getLogger("samaudio_jax.train")
 
@@ -268,6 +269,8 @@ def _train_locked(
     print_fn,
     allow_config_change,
 ) -> TrainResult:
+    # codec.latent_scale='auto': measured on the training split, kept beside the checkpoints.
+    config = resolve_latent_scale(config, workdir, print_fn)
     mesh = make_mesh(config.mesh, devices)
     batch = int(config.train.global_batch_size)
     if batch % batch_axis_size(mesh):
