@@ -59,7 +59,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.codec.latent_dim = 128
     c.codec.checkpoint = ""  # release dir or file holding audio_codec.* (dacvae)
     # frames codec: path to a per-bin RMS .npy, "" = none, or "auto" = `train` measures it on
-    # the training split and keeps it as WORKDIR/latent_scale.npy (train/latent_scale.py).
+    # the training split and keeps it as WORKDIR/latent_scale.npy (train/latent_scale.py);
+    # "auto_global": the same, one RMS for all bins.
     c.codec.latent_scale = ""
     c.codec.watermark = False  # run the DACVAE watermark branch when decoding
     c.codec.dtype = "float32"  # dacvae compute dtype: float32 | bfloat16

@@ -123,9 +123,9 @@ def save_latent_scale(path: str, scale: np.ndarray) -> None:
 
 def load_latent_scale(path: str, hop_length: int) -> np.ndarray:
     """Read a per-bin scale saved by `save_latent_scale`; checks it matches hop_length."""
-    if str(path) == "auto":
+    if str(path) in ("auto", "auto_global"):
         raise ValueError(
-            "codec.latent_scale: 'auto' is measured by `train` (WORKDIR/latent_scale.npy); "
+            f"codec.latent_scale: {path!r} is measured by `train` (WORKDIR/latent_scale.npy); "
             "read the model from that workdir or name the .npy file"
         )
     if not as_path(path).is_file():

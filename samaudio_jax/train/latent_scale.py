@@ -1,7 +1,8 @@
 """The frames codec's per-bin latent scale, measured by `train` when the config asks for it.
 
 `config.codec.latent_scale = "auto"` means: measure the per-bin RMS of the codec's DCT
-coefficients on training mixtures (the data pipeline's own mixtures, so the scale matches
+coefficients on training mixtures ("auto_global": one RMS over all bins, the same for
+every bin, so the loss keeps the signal's spectral weighting) (the data pipeline's own mixtures, so the scale matches
 what the model sees) and keep it beside the checkpoints as WORKDIR/latent_scale.npy. The
 config that training runs with (and saves in every checkpoint) then names that file, so
 `separate`, `eval` and `export` build the same codec; export carries the scale inside the
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from samaudio_jax.paths import as_path
 
 AUTO = "auto"
+AUTO_GLOBAL = "auto_global"
 SCALE_FILE = "latent_scale.npy"
 # Batches of training mixtures measured (x train.global_batch_size mixtures); the seed
 # offset keeps these mixtures apart from the first training batches.
@@ -27,7 +31,7 @@ SEED_OFFSET = 7
 
 
 def wants_measurement(config) -> bool:
-    return config.codec.kind == "frames" and str(config.codec.latent_scale) == AUTO
+    return config.codec.kind == "frames" and str(config.codec.latent_scale) in (AUTO, AUTO_GLOBAL)
 
 
 def measure_on_training_split(config, batches: int = MEASURE_BATCHES):
@@ -49,7 +53,10 @@ def measure_on_training_split(config, batches: int = MEASURE_BATCHES):
     )
     it = iter(ds)
     mixtures = [next(it)["mixture"] for _ in range(batches)]
-    return frames.measure_latent_scale(mixtures, int(config.codec.hop_length))
+    scale = frames.measure_latent_scale(mixtures, int(config.codec.hop_length))
+    if str(config.codec.latent_scale) == AUTO_GLOBAL:
+        scale = np.full_like(scale, np.sqrt(np.mean(np.square(scale, dtype=np.float64))))
+    return scale
 
 
 def resolve_latent_scale(config, workdir, print_fn=print):
