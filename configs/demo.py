@@ -8,6 +8,8 @@ the measured quality curve (SI-SDR improvement vs steps).
 
 Run:
   samaudio-jax demo --workdir runs/demo
+The same training without the demo (after `samaudio-jax synth --out DATA`):
+  samaudio-jax train --config configs/demo.py --workdir runs/t --config.data.dir=DATA
 Recipe experiments (until the demo subcommand lands):
   PYTHONPATH=. python bench/demo_recipe.py --workdir /tmp/demo --config.train.steps=1100
 """
@@ -37,7 +39,7 @@ def get_config():
     c.codec.sample_rate = 8000
     c.codec.hop_length = 128
     c.codec.latent_dim = 128
-    c.codec.latent_scale = ""  # measured on training mixtures and saved in the workdir
+    c.codec.latent_scale = "auto"  # `train` measures it on training mixtures (in the workdir)
 
     c.text.kind = "small"
     c.text.small.dim = 64
@@ -52,6 +54,7 @@ def get_config():
     d.max_sources = 1
     d.snr_db = (-5.0, 5.0)
     d.target_rms_db = -20.0
+    d.span_dropout = 1.0  # text-only prompting (no span anchors), as in the recipe
     d.synth.classes = ("tone", "sweep", "clicks", "noise", "note")
     d.synth.clip_seconds = 1.024
     d.synth.train_per_class = 256

@@ -89,6 +89,8 @@ def validate_data_fields(data) -> None:
     _ordered_pair(data, "snr_db", where)
     for name in ("negative_span_prob", "text_dropout", "span_dropout"):
         _probability(data, name, where)
+    if "min_active_fraction" in data:
+        _probability(data, "min_active_fraction", where)
     for name in ("target_rms_db", "activity_threshold_db"):
         _number(data, name, where)
     for name in ("max_spans", "description_bytes", "read_threads", "max_shard_bytes"):

@@ -80,7 +80,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.codec.hop_length = 1920
     c.codec.latent_dim = 128
     c.codec.checkpoint = ""  # release dir or file holding audio_codec.* (dacvae)
-    c.codec.latent_scale = ""  # frames codec: path to per-bin RMS (empty = measure / none)
+    # frames codec: path to a per-bin RMS .npy, "" = none, or "auto" = `train` measures it on
+    # the training split and keeps it as WORKDIR/latent_scale.npy (train/latent_scale.py);
+    # "auto_global": the same, one RMS for all bins.
+    c.codec.latent_scale = ""
     c.codec.watermark = False  # run the DACVAE watermark branch when decoding
     c.codec.dtype = "float32"  # dacvae compute dtype: float32 | bfloat16
     # DACVAE sizes (the release's: 64 / [2,8,10,12] / 1024 / 128 / 1536 / [12,10,8,2]).
@@ -145,6 +148,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.text_dropout = 0.0  # pipeline-side prompt dropout (train.cond_dropout is separate)
     c.data.span_dropout = 0.0
     c.data.activity_threshold_db = -35.0  # "+" spans: frames within this of the loudest
+    # Random crops (training) and held-out mixtures (eval) of records longer than the
+    # segment hold at least this fraction of active target (activity spans: the manifest's,
+    # else measured as for "+" spans); 0 = plain uniform crops (data/crops.py).
+    c.data.min_active_fraction = 0.25
     c.data.distinct_descriptions = True  # other sources never share the target's description
     c.data.read_threads = 4
     c.data.min_input_rate = 8000  # make-shards rejects files recorded below this rate

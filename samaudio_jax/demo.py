@@ -1,9 +1,15 @@
-"""`samaudio-jax demo`: synthesise a corpus, train, evaluate, separate, export, re-import.
+"""`samaudio-jax demo`: make a corpus, train, evaluate, separate, export, re-import.
+
+The data is the synthesiser's (default), the user's own files (`--manifest TRAIN.jsonl
+--test_manifest TEST.jsonl`: shards made here) or shards already made (`--data DIR` with
+DIR/train and DIR/test). Every data-dependent setting is in the config (configs/demo.py,
+configs/demo_real.py); the demo only names the workdir's data, so `samaudio-jax train`
+with the same config on the same shards is the same training.
 
 Stages (each skipped when its output is already complete, so a second run resumes):
-  data       DIR/data/{train,test}            write_synth_corpus
-  scale      DIR/latent_scale.npy             per-bin RMS of training mixtures
-  train      DIR/checkpoints, metrics.jsonl, tb/   the real trainer (resumes from Orbax)
+  data       DIR/data/{train,test}            write_synth_corpus, or shards of the manifests
+  train      DIR/checkpoints, metrics.jsonl, tb/   the real trainer (resumes from Orbax);
+             with codec.latent_scale='auto' it measures DIR/latent_scale.npy first
   eval       DIR/eval.json                    held-out mixtures, SI-SDR / SI-SDRi / SDR
   separate   DIR/separation/{mixture,target,residual}.wav, spectrograms.png
   export     DIR/export                       release-layout checkpoint (docs/export_layout.md)
@@ -22,8 +28,6 @@ from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.paths import Path, as_path
 
 STATE_FILE = "demo_state.json"
-# Text-only prompting (no span anchors), as in the recipe (docs/demo_recipe.md).
-DEMO_DATA_OVERRIDES = {"span_dropout": 1.0}
 
 
 def _load_state(work: Path) -> dict:
@@ -35,20 +39,44 @@ def _save_state(work: Path, state: dict) -> None:
     atomic_write_text(work / STATE_FILE, json.dumps(state, indent=2))
 
 
-def prepare_config(config, work: Path):
-    """The demo's config with its workdir paths filled in."""
-    config.data.dir = str(work / "data")
-    config.codec.latent_scale = str(work / "latent_scale.npy")
-    for k, v in DEMO_DATA_OVERRIDES.items():
-        config.data[k] = v
+def prepare_config(config, work: Path, data_dir=None):
+    """The demo's config with its data directory filled in (WORKDIR/data unless given)."""
+    config.data.dir = str(as_path(data_dir) if data_dir else work / "data")
     return config
+
+
+def _complete(data: Path) -> bool:
+    return (data / "train" / "index.json").is_file() and (data / "test" / "index.json").is_file()
+
+
+def stage_manifest_data(config, work: Path, manifests: tuple[str, str], say) -> None:
+    """Shards of the train and test manifests in WORKDIR/data (make-shards, as the CLI)."""
+    from samaudio_jax.data.manifest import read_manifest
+    from samaudio_jax.data.shards import write_shards
+
+    data = work / "data"
+    for split, manifest in zip(("train", "test"), manifests, strict=True):
+        if (data / split / "index.json").is_file():
+            say(f"data: {data / split} already complete")
+            continue
+        t0 = time.perf_counter()
+        summary = write_shards(
+            read_manifest(manifest),
+            data / split,
+            sample_rate=int(config.data.sample_rate),
+            max_shard_bytes=int(config.data.max_shard_bytes),
+            min_input_rate=int(config.data.min_input_rate),
+            log=say,
+            source=f"manifest {manifest}",
+        )
+        say(f"data: {manifest} -> {data / split}: {summary} in {time.perf_counter() - t0:.1f} s")
 
 
 def stage_data(config, work: Path, say) -> None:
     from samaudio_jax.data.synth import write_synth_corpus
 
     data = work / "data"
-    if (data / "train" / "index.json").is_file() and (data / "test" / "index.json").is_file():
+    if _complete(data):
         say(f"data: {data} already complete")
         return
     s = config.data.synth
@@ -64,31 +92,6 @@ def stage_data(config, work: Path, say) -> None:
         overwrite=True,
     )
     say(f"data: wrote {data} in {time.perf_counter() - t0:.1f} s")
-
-
-def stage_scale(config, work: Path, say, batches: int = 16) -> None:
-    from samaudio_jax.codec import frames
-    from samaudio_jax.data import pipeline
-
-    path = as_path(config.codec.latent_scale)
-    if config.codec.kind != "frames":
-        config.codec.latent_scale = ""
-        return
-    if path.is_file():
-        say(f"scale: {path} already measured")
-        return
-    ds = pipeline.make_dataset(
-        pipeline.open_split(config.data, "train"),
-        pipeline.PipelineConfig.from_config(config.data),
-        batch_size=int(config.train.global_batch_size),
-        seed=int(config.seed) + 7,
-    )
-    it = iter(ds)
-    mixtures = [next(it)["mixture"] for _ in range(batches)]
-    frames.save_latent_scale(
-        str(path), frames.measure_latent_scale(mixtures, int(config.codec.hop_length))
-    )
-    say(f"scale: measured on {batches * int(config.train.global_batch_size)} mixtures -> {path}")
 
 
 def stage_train(config, work: Path, state: dict, say) -> None:
@@ -122,8 +125,8 @@ def stage_eval(config, work, state, separator, step, num, say) -> None:
         say(f"eval: {out} already holds step {step}")
         return
     t0 = time.perf_counter()
-    mixtures = ev.heldout_mixtures(work / "data", config.data, num)
-    summary = ev.evaluate(separator, mixtures)
+    mixtures = ev.heldout_mixtures(config.data.dir, config.data, num)
+    summary = ev.evaluate(separator, mixtures, crop=ev.crop_policy(config.data))
     summary["step"] = step
     ev.write_json(out, summary)
     say(ev.format_table(summary))
@@ -131,7 +134,14 @@ def stage_eval(config, work, state, separator, step, num, say) -> None:
         "step": step,
         "num": num,
         "seconds": time.perf_counter() - t0,
-        **{k: summary["overall"][k] for k in ("si_sdri_median", "si_sdri_mean", "sdr_median")},
+        **{
+            k: summary["overall"][k]
+            for k in ("si_sdri_median", "si_sdri_mean", "sdr_median", "irm_si_sdri_median")
+        },
+        "per_category": {
+            c: {k: v[k] for k in ("count", "si_sdri_median", "irm_si_sdri_median")}
+            for c, v in summary["per_category"].items()
+        },
     }
 
 
@@ -147,7 +157,7 @@ def stage_separate(config, work, state, separator, step, say) -> None:
     if all((out / n).is_file() for n in names) and state.get("separate", {}).get("step") == step:
         say(f"separate: {out} already written for step {step}")
         return
-    mix = ev.heldout_mixtures(work / "data", config.data, 1, seed=ev.EVAL_SEED + 1)[0]
+    mix = ev.heldout_mixtures(config.data.dir, config.data, 1, seed=ev.EVAL_SEED + 1)[0]
     result = separator.separate([mix.mixture], [mix.description], key=jax.random.key(0))
     rate = int(config.codec.sample_rate)
     out.mkdir(parents=True, exist_ok=True)
@@ -207,6 +217,7 @@ def summary_table(work: Path, state: dict) -> str:
         ("SI-SDRi median dB", f"{ev.get('si_sdri_median', float('nan')):.2f}"),
         ("SI-SDRi mean dB", f"{ev.get('si_sdri_mean', float('nan')):.2f}"),
         ("SDR median dB", f"{ev.get('sdr_median', float('nan')):.2f}"),
+        ("IRM SI-SDRi median dB", f"{ev.get('irm_si_sdri_median', float('nan')):.2f}"),
         ("checkpoints", work / "checkpoints"),
         ("metrics", work / "metrics.jsonl"),
         ("eval", work / "eval.json"),
@@ -221,8 +232,19 @@ def _print_flush(line: str) -> None:
     print(line, flush=True)
 
 
-def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=_print_flush) -> dict:
-    """Runs (or resumes) every stage; returns the demo state dict. print_fn(line)."""
+def run_demo(
+    config,
+    workdir,
+    *,
+    eval_mixtures: int = 100,
+    print_fn=_print_flush,
+    manifests: tuple[str, str] | None = None,
+    data_dir=None,
+) -> dict:
+    """Runs (or resumes) every stage; returns the demo state dict. print_fn(line).
+
+    Data: the synthesiser's corpus, or `manifests` (train, test) sharded into
+    WORKDIR/data, or `data_dir` holding train/ and test/ shards already."""
     from samaudio_jax.sample.loading import load
 
     def say(*args, **_):
@@ -230,10 +252,15 @@ def run_demo(config, workdir, *, eval_mixtures: int = 100, print_fn=_print_flush
 
     work = as_path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    config = prepare_config(config, work)
+    config = prepare_config(config, work, data_dir)
     state = _load_state(work)
-    stage_data(config, work, say)
-    stage_scale(config, work, say)
+    if data_dir:
+        if not _complete(as_path(data_dir)):
+            raise ValueError(f"--data: {as_path(data_dir)} needs complete train/ and test/ shards")
+    elif manifests:
+        stage_manifest_data(config, work, manifests, say)
+    else:
+        stage_data(config, work, say)
     stage_train(config, work, state, say)
     _save_state(work, state)
     separator = load(work)

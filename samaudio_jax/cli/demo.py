@@ -1,15 +1,39 @@
-"""`samaudio-jax demo`: the whole pipeline on a synthetic corpus (see samaudio_jax/demo.py)."""
+"""`samaudio-jax demo`: the whole pipeline (data, train, eval, separation, export) on the
+synthesiser's corpus, on your own files (--manifest/--test_manifest) or on shards you made
+(--data DIR with train/ and test/); see samaudio_jax/demo.py."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+SYNTH_CONFIG = "configs/demo.py"
+REAL_CONFIG = "configs/demo_real.py"  # the recipe measured on real recordings
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--workdir", required=True, help="data, checkpoints, results")
-    parser.add_argument("--config", default="configs/demo.py", help="experiment file")
+    parser.add_argument(
+        "--config",
+        default="",
+        help=f"experiment file (default {SYNTH_CONFIG}; {REAL_CONFIG} with --manifest or --data)",
+    )
     parser.add_argument("--eval_mixtures", type=int, default=100, help="held-out mixtures")
+    parser.add_argument("--manifest", default="", help="training files (JSONL or CSV manifest)")
+    parser.add_argument(
+        "--test_manifest", default="", help="held-out files (other recordings than --manifest)"
+    )
+    parser.add_argument("--data", default="", help="shards already made: DIR/train, DIR/test")
+
+
+def _check_args(args) -> str | None:
+    if args.eval_mixtures < 1:
+        return "--eval_mixtures: expected >= 1"
+    if bool(args.manifest) != bool(args.test_manifest):
+        return "--manifest and --test_manifest: give both (training and held-out files)"
+    if args.manifest and args.data:
+        return "--data: give either --data or --manifest/--test_manifest, not both"
+    return None
 
 
 def run(args, overrides) -> int:
@@ -19,13 +43,25 @@ def run(args, overrides) -> int:
     from samaudio_jax.train.loop import TrainingDivergedError
 
     logging.getLogger("absl").setLevel(logging.WARNING)
-    if args.eval_mixtures < 1:
-        print("error: --eval_mixtures: expected >= 1", file=sys.stderr)
+    problem = _check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    config = load_config(args.config, overrides)
+    own_data = bool(args.manifest or args.data)
     try:
-        run_demo(config, args.workdir, eval_mixtures=args.eval_mixtures)
-    except (TrainingDivergedError, ConfigMismatchError, ValueError) as e:
+        config = load_config(args.config or (REAL_CONFIG if own_data else SYNTH_CONFIG), overrides)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        run_demo(
+            config,
+            args.workdir,
+            eval_mixtures=args.eval_mixtures,
+            manifests=(args.manifest, args.test_manifest) if args.manifest else None,
+            data_dir=args.data or None,
+        )
+    except (TrainingDivergedError, ConfigMismatchError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -84,7 +84,7 @@ def run(args, overrides) -> int:
         if args.steps is not None:
             separator.config.sample.steps = args.steps
         mixtures = ev.heldout_mixtures(args.data, separator.config.data, args.num, args.seed)
-        summary = ev.evaluate(separator, mixtures)
+        summary = ev.evaluate(separator, mixtures, crop=ev.crop_policy(separator.config.data))
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2

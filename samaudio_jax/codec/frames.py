@@ -5,7 +5,8 @@ The waveform is zero-padded to T * hop samples (T = ceil(N / hop)), cut into T f
 (latent_dim = hop). Optionally every coefficient bin is divided by a fixed per-bin RMS
 measured on training mixtures (`measure_latent_scale`), so latents have roughly unit
 scale per bin; store it with `save_latent_scale` (a .npy file) and point
-`config.codec.latent_scale` at it. Decoding multiplies the scale back and applies the
+`config.codec.latent_scale` at it, or set it to "auto" and `train` measures it on the
+training split (samaudio_jax/train/latent_scale.py). Decoding multiplies the scale back and applies the
 transposed (= inverse) DCT matrix, so decode(encode(x))[:, :N] == x up to float rounding.
 
 The demo recipe that learned well: 8 kHz, hop 128 (64 tokens x 128 per ~1 s), scaled.
@@ -122,6 +123,11 @@ def save_latent_scale(path: str, scale: np.ndarray) -> None:
 
 def load_latent_scale(path: str, hop_length: int) -> np.ndarray:
     """Read a per-bin scale saved by `save_latent_scale`; checks it matches hop_length."""
+    if str(path) in ("auto", "auto_global"):
+        raise ValueError(
+            f"codec.latent_scale: {path!r} is measured by `train` (WORKDIR/latent_scale.npy); "
+            "read the model from that workdir or name the .npy file"
+        )
     if not as_path(path).is_file():
         raise ValueError(f"codec.latent_scale: no such file {path!r}")
     with as_path(path).open("rb") as f:

@@ -11,7 +11,9 @@
     # Globally: jax.make_array_from_process_local_data(sharding, batch[key]) per key.
     ds = dataset_from_config(cfg, "train")         # all of the above from a full config
 
-Each example is one target record cropped at random to at most N = segment samples and
+Each example is one target record cropped at random to at most N = segment samples (with
+data.min_active_fraction > 0, among crops holding that fraction of active target:
+data/crops.py) and
 mixed with 1..k other sources (members of its source group when it has one, time-aligned;
 otherwise random records of other groups, and with data.distinct_descriptions, of other
 descriptions, so the text prompt stays unambiguous) at SNRs drawn from the configured range.
@@ -58,6 +60,7 @@ from collections.abc import Callable
 import grain
 import numpy as np
 
+from samaudio_jax.data.crops import active_crop_offset, record_activity
 from samaudio_jax.data.manifest import CATEGORY_IDS
 from samaudio_jax.data.mixing import activity_spans, mix_sources, shift_spans, span_prompt
 from samaudio_jax.data.shards import INDEX_NAME, ShardReader
@@ -78,6 +81,9 @@ class PipelineConfig:
     text_dropout: float = 0.0
     span_dropout: float = 0.0
     activity_threshold_db: float = -35.0
+    # Crops of records longer than the segment hold at least this fraction of active target
+    # (data/crops.py); 0 = plain uniform crops.
+    min_active_fraction: float = 0.0
     distinct_descriptions: bool = True
     latent_mixes: str = "one"  # latent datasets: "one" mix per draw, or "all" (each an item)
     read_threads: int = 4
@@ -111,6 +117,10 @@ class PipelineConfig:
             raise ValueError(f"data.latent_mixes must be 'one' or 'all', got {self.latent_mixes!r}")
         if self.max_spans < 1:
             raise ValueError(f"data.max_spans must be >= 1, got {self.max_spans}")
+        if not 0.0 <= self.min_active_fraction <= 1.0:
+            raise ValueError(
+                f"data.min_active_fraction must be in [0, 1], got {self.min_active_fraction}"
+            )
         return self
 
 
@@ -158,6 +168,7 @@ class MakeExample(grain.transforms.RandomMap):
         self.description_of = [r.get("description", "") for r in records]
         self.video_dim = getattr(source, "video_dim", None)
         self.video_hop = getattr(source, "video_hop_length", None)
+        self._activity: dict[int, list] = {}  # record index -> active spans (whole record)
 
     def _others(self, index: int, count: int, rng: np.random.Generator) -> tuple[list, bool]:
         group = self.group_of[index]
@@ -210,10 +221,16 @@ class MakeExample(grain.transforms.RandomMap):
         record = self.source[index]
         audio = record["audio"]
         length = min(n, len(audio))
-        if self.video_dim is None:
-            offset = int(rng.integers(len(audio) - length + 1))
-        else:  # whole latent frames, so the video features crop at the same place
-            offset = self.video_hop * int(rng.integers((len(audio) - length) // self.video_hop + 1))
+        # Whole latent frames with video, so the video features crop at the same place.
+        offset = active_crop_offset(
+            len(audio),
+            length,
+            rng,
+            spans=self._spans_of(index, record) if len(audio) > length else None,
+            sample_rate=rate,
+            min_fraction=cfg.min_active_fraction,
+            step=1 if self.video_dim is None else self.video_hop,
+        )
         mixture, target, residual, snrs, others = self.mix_at(index, audio, offset, length, rng)
 
         duration = length / rate
@@ -255,6 +272,19 @@ class MakeExample(grain.transforms.RandomMap):
         if self.video_dim is not None:
             example["video"], example["has_video"] = self._video(record, index, offset, length)
         return example
+
+    def _spans_of(self, index: int, record: dict):
+        """The record's active spans (cached per record); None when crops ignore them."""
+        if self.config.min_active_fraction <= 0:
+            return None
+        if index not in self._activity:
+            self._activity[index] = record_activity(
+                record["audio"],
+                self.config.sample_rate,
+                record.get("spans"),
+                self.config.activity_threshold_db,
+            )
+        return self._activity[index]
 
     def _video(self, record: dict, index: int, offset: int, length: int):
         """(Dv, F) float32 features of the segment [offset, offset + length), zero padded."""

@@ -1,9 +1,21 @@
 """Held-out evaluation: deterministic mixtures from a test split, separated with the
-separator's own sampler settings, scored with SI-SDR, SI-SDRi and SDR per category.
+separator's own sampler settings, scored with SI-SDR, SI-SDRi and SDR per category, next to
+the ideal-ratio-mask ceiling in the codec's latent domain on the same mixtures.
 
 A mixture is one test clip (the target, prompted by its description) plus one clip with
 a different description at an SNR drawn from config.data.snr_db, both scaled to
 config.data.target_rms_db first. The same seed gives the same mixtures.
+
+Crop policy (`crop_policy`, stated in every summary): a clip longer than
+data.segment_seconds is cut to one segment, at an offset drawn among those holding at least
+data.min_active_fraction of active sound (data/crops.py: the record's spans, else its
+measured activity), for the target and for the other clip alike, so a short sound in a
+long silent file is scored where it sounds. Clips no longer than a segment are used whole.
+
+IRM ceiling: the mixture's latents times the ideal ratio mask sqrt(S^2 / (S^2 + N^2)) (S, N
+the target's and the rest's latents from the separator's codec), decoded: what a perfect
+mask in the model's representation reaches; "% of IRM" is the model's median SI-SDRi over
+the ceiling's.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ class Mixture:
     description: str
     category: str
     id: str
+    active_fraction: float = 1.0  # of the target crop (data/crops.py)
 
 
 def _rms_scaled(x: np.ndarray, rms_db: float) -> np.ndarray:
@@ -35,8 +48,37 @@ def _rms_scaled(x: np.ndarray, rms_db: float) -> np.ndarray:
     return (x * (10 ** (rms_db / 20) / rms)).astype(np.float32)
 
 
+def crop_policy(data_config) -> dict:
+    """How held-out clips are cut (written into every eval summary)."""
+    return {
+        "segment_seconds": float(data_config.segment_seconds),
+        "min_active_fraction": float(data_config.get("min_active_fraction", 0.0)),
+        "activity": "manifest spans, else frames within "
+        f"{float(data_config.activity_threshold_db):g} dB of the loudest",
+        "applies_to": "target and other source of clips longer than one segment",
+    }
+
+
+def _crop(record: dict, data_config, rng) -> tuple[np.ndarray, float]:
+    """(audio cut to one segment by the crop policy, its active fraction)."""
+    from samaudio_jax.data.crops import active_crop_offset, active_fraction, record_activity
+
+    audio = np.asarray(record["audio"])
+    rate = int(data_config.sample_rate)
+    length = min(len(audio), int(round(float(data_config.segment_seconds) * rate)))
+    fraction = float(data_config.get("min_active_fraction", 0.0))
+    spans = record_activity(
+        audio, rate, record.get("spans"), float(data_config.activity_threshold_db)
+    )
+    offset = active_crop_offset(
+        len(audio), length, rng, spans=spans, sample_rate=rate, min_fraction=fraction
+    )
+    return audio[offset : offset + length], active_fraction(spans, offset, length, len(audio), rate)
+
+
 def heldout_mixtures(data_dir, data_config, num: int, seed: int = EVAL_SEED) -> list[Mixture]:
-    """`num` mixtures from data_dir's test split (deterministic from `seed`)."""
+    """`num` mixtures from data_dir's test split (deterministic from `seed`), cut by the
+    crop policy (`crop_policy`)."""
     from samaudio_jax.data.pipeline import open_split
 
     cfg = data_config.copy_and_resolve_references()
@@ -61,8 +103,11 @@ def heldout_mixtures(data_dir, data_config, num: int, seed: int = EVAL_SEED) -> 
         description = str(target_rec["description"])
         others = [i for d, idx in by_description.items() if d != description for i in idx]
         other = records[others[rng.integers(len(others))]]
-        target = _rms_scaled(target_rec["audio"], rms_db)
-        residual = _rms_scaled(other["audio"], rms_db) * 10 ** (-rng.uniform(low, high) / 20)
+        gain = 10 ** (-rng.uniform(low, high) / 20)
+        target_audio, active = _crop(target_rec, data_config, rng)
+        other_audio, _ = _crop(other, data_config, rng)
+        target = _rms_scaled(target_audio, rms_db)
+        residual = _rms_scaled(other_audio, rms_db) * gain
         length = min(len(target), len(residual))
         target, residual = target[:length], residual[:length]
         out.append(
@@ -72,6 +117,7 @@ def heldout_mixtures(data_dir, data_config, num: int, seed: int = EVAL_SEED) -> 
                 description=description,
                 category=str(target_rec.get("category", "")) or description,
                 id=str(target_rec.get("id", n)),
+                active_fraction=active,
             )
         )
     return out
@@ -106,8 +152,31 @@ def summarise(per_item: dict[str, np.ndarray], categories: list[str]) -> dict:
     }
 
 
-def evaluate(separator, mixtures: list[Mixture], *, seed: int = 0, batch: int = 16) -> dict:
-    """Separates every mixture with the separator's sampler; returns summary + per item."""
+def irm_estimates(codec, mixtures: list[Mixture]) -> list[np.ndarray]:
+    """Each mixture's target through the ideal ratio mask in `codec`'s latent domain."""
+    import jax.numpy as jnp
+
+    out = []
+    for m in mixtures:
+        wavs = jnp.asarray(np.stack([m.mixture, m.target, m.mixture - m.target]))
+        x, s, n = np.asarray(codec.encode(wavs), np.float64)
+        mask = np.sqrt(s**2 / (s**2 + n**2 + 1e-20))
+        est = codec.decode(jnp.asarray((mask * x)[None], jnp.float32))
+        out.append(np.asarray(est)[0, : len(m.mixture)])
+    return out
+
+
+def evaluate(
+    separator,
+    mixtures: list[Mixture],
+    *,
+    seed: int = 0,
+    batch: int = 16,
+    crop: dict | None = None,
+) -> dict:
+    """Separates every mixture with the separator's sampler; returns summary + per item,
+    with the IRM ceiling (irm_si_sdri) when the separator has a codec, and `crop` (the
+    crop policy the mixtures were cut with) as summary["crop_policy"]."""
     import jax
 
     estimates = []
@@ -120,8 +189,19 @@ def evaluate(separator, mixtures: list[Mixture], *, seed: int = 0, batch: int = 
             max_batch=batch,
         )
         estimates.extend(result.target)
-    per_item = score([m.target for m in mixtures], estimates, [m.mixture for m in mixtures])
+    targets, mixes = [m.target for m in mixtures], [m.mixture for m in mixtures]
+    per_item = score(targets, estimates, mixes)
+    codec = getattr(separator, "codec", None)
+    if codec is not None:
+        per_item["irm_si_sdri"] = score(targets, irm_estimates(codec, mixtures), mixes)["si_sdri"]
+    per_item["active_fraction"] = np.asarray([m.active_fraction for m in mixtures])
     summary = summarise(per_item, [m.category for m in mixtures])
+    for stats in [summary["overall"], *summary["per_category"].values()]:
+        if "irm_si_sdri_median" in stats:
+            stats["of_irm"] = stats["si_sdri_median"] / max(stats["irm_si_sdri_median"], 1e-9)
+    summary["overall"]["active_fraction_min"] = float(np.min(per_item["active_fraction"]))
+    if crop is not None:
+        summary["crop_policy"] = crop
     summary["items"] = [
         {"id": m.id, "category": m.category, **{k: float(v[i]) for k, v in per_item.items()}}
         for i, m in enumerate(mixtures)
@@ -130,13 +210,27 @@ def evaluate(separator, mixtures: list[Mixture], *, seed: int = 0, batch: int = 
 
 
 def format_table(summary: dict) -> str:
+    irm = "irm_si_sdri_median" in summary["overall"]
     header = f"{'category':<14} {'n':>4} {'SI-SDRi med':>11} {'mean':>7} {'SI-SDR med':>10} {'SDR med':>8}"
+    if irm:
+        header += f" {'IRM SI-SDRi med':>15} {'% of IRM':>8}"
     lines = [header, "-" * len(header)]
     rows = list(summary["per_category"].items()) + [("overall", summary["overall"])]
     for name, s in rows:
-        lines.append(
+        line = (
             f"{name:<14} {s['count']:>4} {s['si_sdri_median']:>11.2f} {s['si_sdri_mean']:>7.2f} "
             f"{s['si_sdr_median']:>10.2f} {s['sdr_median']:>8.2f}"
+        )
+        if irm:
+            line += f" {s['irm_si_sdri_median']:>15.2f} {100 * s['of_irm']:>7.0f}%"
+        lines.append(line)
+    policy = summary.get("crop_policy")
+    if policy:
+        lines.append(
+            f"crops: {policy['segment_seconds']:g} s segments holding >= "
+            f"{100 * policy['min_active_fraction']:.0f}% active target ({policy['activity']}; "
+            f"{policy['applies_to']}); least active target crop "
+            f"{100 * summary['overall']['active_fraction_min']:.0f}%"
         )
     return "\n".join(lines)
 

@@ -43,6 +43,7 @@ from samaudio_jax.train import metrics as metrics_lib
 from samaudio_jax.train import state as state_lib
 from samaudio_jax.train import step as step_lib
 from samaudio_jax.train import validation
+from samaudio_jax.train.latent_scale import resolve_latent_scale
 
 log = logging.getLogger("samaudio_jax.train")
 
@@ -274,6 +275,8 @@ def _train_locked(
     allow_config_change,
     init_from=None,
 ) -> TrainResult:
+    # codec.latent_scale='auto': measured on the training split, kept beside the checkpoints.
+    config = resolve_latent_scale(config, workdir, print_fn)
     mesh = make_mesh(config.mesh, devices)
     config = init_from_lib.prepare(config, workdir, init_from, mesh=mesh)
     batch = int(config.train.global_batch_size)
