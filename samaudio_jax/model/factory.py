@@ -14,6 +14,7 @@ from flax import nnx
 
 from samaudio_jax.keymaps import rules as rules_lib
 from samaudio_jax.keymaps.flow import flow_rules
+from samaudio_jax.model import lora
 from samaudio_jax.model.flow import SAMAudioFlow
 
 
@@ -63,6 +64,11 @@ def flow_arrays_from_state_dict(
             out[r.ours] = unscanned[r.ours]
     out.update({path: np.stack(blocks) for path, blocks in per_block.items()})
     missing = set(targets) - set(out)
+    for path in sorted(k for k in missing if lora.SUFFIX + "." in k):
+        # LoRA adapters are not release tensors: a fine-tune starts them fresh (B = 0).
+        t = targets[path]
+        out[path] = lora.fresh_adapter_array(path, t.shape, t.dtype, stacked=_stacked(path, m))
+        missing.discard(path)
     if missing:
         raise AssertionError(f"key map leaves parameters unset: {sorted(missing)}")
     return out

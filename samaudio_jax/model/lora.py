@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -112,6 +113,18 @@ class LoRA(nnx.Module):
     def __call__(self, x: jax.Array, dtype) -> jax.Array:
         h = jnp.tensordot(x.astype(dtype), self.a[...].astype(dtype), axes=self.n_in)
         return (self.scale * jnp.tensordot(h, self.b[...].astype(dtype), axes=1)).astype(dtype)
+
+
+def fresh_adapter_array(path: str, shape, dtype, *, stacked: bool, seed: int = 0) -> np.ndarray:
+    """One adapter leaf as LoRA.__init__ draws it, for a network built from weights that hold
+    no adapters (a release, a full export): B zero, so the adapted network starts as exactly
+    the source; A uniform in +-1/sqrt(fan-in), seeded by `seed` and the parameter path."""
+    if path.endswith(".b"):
+        return np.zeros(shape, dtype)
+    fan_in = math.prod(shape[1:-1] if stacked else shape[:-1])
+    bound = 1.0 / math.sqrt(fan_in)
+    rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
 def fold(w, a, b, scale: float):
