@@ -37,7 +37,7 @@ import struct
 import numpy as np
 
 from samaudio_jax.data.pipeline import DatasetMismatchError
-from samaudio_jax.data.shards import SHARD_SUFFIX, _bridge_gcs_emulator, _read_fd
+from samaudio_jax.data.shards import SHARD_SUFFIX, _read_fd, array_record_source
 from samaudio_jax.paths import Path, as_path, is_url, url_scheme
 
 FORMAT = "samaudio-latents-v1"
@@ -127,22 +127,17 @@ def write_array_record(path: Path, records: list[bytes]) -> None:
     os.replace(tmp, path)
 
 
-def array_record_source(directory: Path, shards: list[dict], present: set[str]):
-    """A grain ArrayRecordDataSource over `shards` (index entries with file, num_records)."""
-    import grain
-
-    paths = []
+def latent_record_source(directory: Path, shards: list[dict], present: set[str], expected: int):
+    """The shards' records (index entries with file, num_records); every listed file must be
+    present. Built by the audio shards' own source builder."""
     for shard in shards:
         if shard["file"] not in present:
             raise LatentDatasetError(
                 f"{directory / shard['file']}: listed in {INDEX_NAME} but missing"
             )
-        path = os.fspath(directory / shard["file"])
-        # On a bucket the record count comes from the index: no shard is opened to count it.
-        paths.append(f"{path}[0:{shard['num_records']}]" if is_url(directory) else path)
-    if is_url(directory):
-        _bridge_gcs_emulator()
-    return grain.sources.ArrayRecordDataSource(paths)
+    paths = [directory / shard["file"] for shard in shards]
+    counts = [shard["num_records"] for shard in shards]
+    return array_record_source(directory, paths, counts, expected, LatentDatasetError)
 
 
 def read_index(directory) -> tuple[Path, dict, set[str]]:
@@ -196,12 +191,9 @@ class LatentShardReader:
 
     def _data_source(self):
         if self._source is None:
-            self._source = array_record_source(self.directory, self.index["shards"], self._present)
-            if len(self._source) != len(self.records):
-                raise LatentDatasetError(
-                    f"{self.directory}: shards hold {len(self._source)} records, "
-                    f"{INDEX_NAME} lists {len(self.records)}"
-                )
+            self._source = latent_record_source(
+                self.directory, self.index["shards"], self._present, len(self.records)
+            )
         return self._source
 
     def __len__(self) -> int:

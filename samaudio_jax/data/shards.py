@@ -492,24 +492,10 @@ class ShardReader:
 
     def _data_source(self):
         if self._source is None:
-            import grain
-
-            if is_url(self.directory):
-                # Record counts from the index ("file[0:n]"), so building the source does not
-                # open every shard over the network; array_record opens gs:// itself.
-                _bridge_gcs_emulator()
-                paths = [
-                    f"{path}[0:{shard['num_records']}]"
-                    for path, shard in zip(self.paths, self.index["shards"], strict=True)
-                ]
-            else:
-                paths = self.paths
-            self._source = grain.sources.ArrayRecordDataSource(paths)
-            if len(self._source) != len(self.records):
-                raise ShardError(
-                    f"{self.directory}: shards hold {len(self._source)} records, "
-                    f"{INDEX_NAME} lists {len(self.records)}"
-                )
+            counts = [shard["num_records"] for shard in self.index["shards"]]
+            self._source = array_record_source(
+                self.directory, self.paths, counts, len(self.records), ShardError
+            )
         return self._source
 
     def __len__(self) -> int:
@@ -522,6 +508,25 @@ class ShardReader:
         state = dict(self.__dict__)
         state["_source"] = None
         return state
+
+
+def array_record_source(directory, paths, counts, expected: int, error=None):
+    """A grain ArrayRecordDataSource over shard files `paths` holding `counts` records (from
+    the index). On a bucket the counts are given as "file[0:n]", so building the source opens
+    no shard over the network just to count it (array_record opens gs:// itself). Raises
+    `error` (ShardError by default) when the shards hold another total than `expected`."""
+    import grain
+
+    paths = [os.fspath(p) for p in paths]
+    if is_url(directory):
+        _bridge_gcs_emulator()
+        paths = [f"{p}[0:{n}]" for p, n in zip(paths, counts, strict=True)]
+    source = grain.sources.ArrayRecordDataSource(paths)
+    if len(source) != expected:
+        raise (error or ShardError)(
+            f"{directory}: shards hold {len(source)} records, {INDEX_NAME} lists {expected}"
+        )
+    return source
 
 
 def _bridge_gcs_emulator() -> None:

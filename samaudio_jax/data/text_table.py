@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from samaudio_jax.data.latent_shards import array_record_source, numpy_dtype
+from samaudio_jax.data.latent_shards import latent_record_source, numpy_dtype
 
 ROWS_PER_SHARD = 1024
 PAD_MULTIPLE = 16  # batches pad features to a multiple of this many tokens (one shape)
@@ -65,7 +65,9 @@ class TextTable:
 
     def _data_source(self):
         if self._source is None:
-            self._source = array_record_source(self.directory, self.entry["shards"], self._present)
+            self._source = latent_record_source(
+                self.directory, self.entry["shards"], self._present, self.num
+            )
         return self._source
 
     def row(self, i: int) -> tuple[str, np.ndarray]:
