@@ -9,7 +9,9 @@ read-then-write round trip is bit-exact in every dtype.
 from __future__ import annotations
 
 import io
+import json
 import os
+import struct
 
 import numpy as np
 
@@ -46,6 +48,15 @@ def cast(a: np.ndarray, name: str) -> np.ndarray:
 
         return np.asarray(a).astype(ml_dtypes.bfloat16)
     return np.asarray(a).astype(np.dtype(name))
+
+
+def safetensors_keys(path: str | os.PathLike) -> list[str]:
+    """The tensor names of a .safetensors file from its header alone (8-byte length + JSON):
+    no tensor is read, so a large file in a bucket costs one small ranged read."""
+    with as_path(path).open("rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    return [k for k in header if k != "__metadata__"]
 
 
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str]:

@@ -28,7 +28,12 @@ import orbax.checkpoint as ocp
 from samaudio_jax.checkpoint.bundle import Bundle, config_from_dict
 from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.paths import Path, as_path
-from samaudio_jax.state_dict_io import SAFETENSORS_FILE, read_state_dict, write_state_dict
+from samaudio_jax.state_dict_io import (
+    SAFETENSORS_FILE,
+    read_state_dict,
+    safetensors_keys,
+    write_state_dict,
+)
 
 FROZEN_DIR = "frozen"
 DTYPES_FILE = "dtypes.json"
@@ -163,7 +168,7 @@ def with_frozen_parts(config, workdir, *, override: bool = False):
 def _frozen_keys(out: Path) -> list[str]:
     if not (out / SAFETENSORS_FILE).is_file():
         return []
-    return list(read_state_dict(out / SAFETENSORS_FILE)[0])
+    return safetensors_keys(out / SAFETENSORS_FILE)  # the header only, no tensor read
 
 
 # ------------------------------------------------------------------------------ read

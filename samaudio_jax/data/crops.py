@@ -13,6 +13,7 @@ before.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +47,64 @@ def active_fraction(spans, offset: int, length: int, num_samples: int, rate: int
     return float(mask.mean()) if len(mask) else 0.0
 
 
+def crop_candidates(
+    num_samples: int,
+    length: int,
+    *,
+    spans: Sequence[Sequence[float]] | None,
+    sample_rate: int,
+    min_fraction: float,
+    step: int = 1,
+) -> int | CropRuns:
+    """The offsets a crop may start at: an int `count` when every offset step * [0, count)
+    qualifies (the plain uniform crop), else the runs of qualifying offsets (CropRuns). Depends on
+    the record only, so the pipeline computes it once per record; `draw_offset` then costs
+    one rng call. `spans` is only read when min_fraction > 0 and the record is longer than
+    the segment."""
+    if num_samples < length:
+        return 1
+    count = (num_samples - length) // step + 1
+    if min_fraction <= 0 or spans is None:
+        return count
+    mask = active_mask(spans, num_samples, sample_rate)
+    csum = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    offsets = np.arange(count, dtype=np.int64) * step
+    fraction = (csum[offsets + length] - csum[offsets]) / float(length)
+    good = fraction >= min_fraction - 1e-9
+    if not good.any():  # no segment reaches the fraction: take the most active ones
+        good = fraction >= fraction.max() - 1e-9
+    if good.all():
+        return count
+    # Runs of qualifying offsets (a few per record, however long): kept per record by the
+    # pipeline instead of one entry per offset.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], good.astype(np.int8), [0]])))
+    starts, ends = edges[0::2], edges[1::2]
+    return CropRuns(starts * step, np.cumsum(ends - starts), step)
+
+
+@dataclasses.dataclass(frozen=True)
+class CropRuns:
+    """Qualifying crop offsets as runs: run r holds offsets starts[r] + step * [0, n_r),
+    with cumulative counts `ends` (n_0, n_0 + n_1, ...)."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    step: int
+
+    def offset(self, k: int) -> int:
+        """The k-th qualifying offset, in increasing order."""
+        r = int(np.searchsorted(self.ends, k, side="right"))
+        before = int(self.ends[r - 1]) if r else 0
+        return int(self.starts[r]) + self.step * (k - before)
+
+
+def draw_offset(candidates, rng: np.random.Generator, step: int = 1) -> int:
+    """One offset drawn uniformly from `crop_candidates`' answer (one rng call either way)."""
+    if isinstance(candidates, CropRuns):
+        return candidates.offset(int(rng.integers(int(candidates.ends[-1]))))
+    return step * int(rng.integers(candidates))
+
+
 def active_crop_offset(
     num_samples: int,
     length: int,
@@ -56,20 +115,15 @@ def active_crop_offset(
     min_fraction: float,
     step: int = 1,
 ) -> int:
-    """A crop offset (a multiple of `step`) for a segment of `length` samples.
-
-    `spans` is only read when min_fraction > 0 and the record is longer than the segment.
-    """
+    """A crop offset (a multiple of `step`) for a segment of `length` samples."""
     if num_samples < length:
         return 0
-    count = (num_samples - length) // step + 1
-    if min_fraction <= 0 or spans is None:
-        return step * int(rng.integers(count))
-    mask = active_mask(spans, num_samples, sample_rate)
-    csum = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-    offsets = np.arange(count, dtype=np.int64) * step
-    fraction = (csum[offsets + length] - csum[offsets]) / float(length)
-    ok = np.flatnonzero(fraction >= min_fraction - 1e-9)
-    if len(ok) == 0:  # no segment reaches the fraction: take the most active ones
-        ok = np.flatnonzero(fraction >= fraction.max() - 1e-9)
-    return int(offsets[ok[int(rng.integers(len(ok)))]])
+    candidates = crop_candidates(
+        num_samples,
+        length,
+        spans=spans,
+        sample_rate=sample_rate,
+        min_fraction=min_fraction,
+        step=step,
+    )
+    return draw_offset(candidates, rng, step)

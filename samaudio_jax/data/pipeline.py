@@ -60,7 +60,7 @@ from collections.abc import Callable
 import grain
 import numpy as np
 
-from samaudio_jax.data.crops import active_crop_offset, record_activity
+from samaudio_jax.data.crops import crop_candidates, draw_offset, record_activity
 from samaudio_jax.data.manifest import CATEGORY_IDS
 from samaudio_jax.data.mixing import activity_spans, mix_sources, shift_spans, span_prompt
 from samaudio_jax.data.shards import INDEX_NAME, ShardReader
@@ -168,7 +168,7 @@ class MakeExample(grain.transforms.RandomMap):
         self.description_of = [r.get("description", "") for r in records]
         self.video_dim = getattr(source, "video_dim", None)
         self.video_hop = getattr(source, "video_hop_length", None)
-        self._activity: dict[int, list] = {}  # record index -> active spans (whole record)
+        self._candidates: dict[int, object] = {}  # record index -> allowed crop offsets
 
     def _others(self, index: int, count: int, rng: np.random.Generator) -> tuple[list, bool]:
         group = self.group_of[index]
@@ -222,15 +222,8 @@ class MakeExample(grain.transforms.RandomMap):
         audio = record["audio"]
         length = min(n, len(audio))
         # Whole latent frames with video, so the video features crop at the same place.
-        offset = active_crop_offset(
-            len(audio),
-            length,
-            rng,
-            spans=self._spans_of(index, record) if len(audio) > length else None,
-            sample_rate=rate,
-            min_fraction=cfg.min_active_fraction,
-            step=1 if self.video_dim is None else self.video_hop,
-        )
+        step = 1 if self.video_dim is None else self.video_hop
+        offset = draw_offset(self._crop_candidates(index, record, length, step), rng, step)
         mixture, target, residual, snrs, others = self.mix_at(index, audio, offset, length, rng)
 
         duration = length / rate
@@ -273,18 +266,25 @@ class MakeExample(grain.transforms.RandomMap):
             example["video"], example["has_video"] = self._video(record, index, offset, length)
         return example
 
-    def _spans_of(self, index: int, record: dict):
-        """The record's active spans (cached per record); None when crops ignore them."""
-        if self.config.min_active_fraction <= 0:
-            return None
-        if index not in self._activity:
-            self._activity[index] = record_activity(
-                record["audio"],
-                self.config.sample_rate,
-                record.get("spans"),
-                self.config.activity_threshold_db,
+    def _crop_candidates(self, index: int, record: dict, length: int, step: int):
+        """The record's allowed crop offsets (data/crops.py), computed once per record: the
+        activity mask and its running sum are not rebuilt for every example."""
+        if index not in self._candidates:
+            cfg, audio = self.config, record["audio"]
+            spans = None
+            if cfg.min_active_fraction > 0 and len(audio) > length:
+                spans = record_activity(
+                    audio, cfg.sample_rate, record.get("spans"), cfg.activity_threshold_db
+                )
+            self._candidates[index] = crop_candidates(
+                len(audio),
+                length,
+                spans=spans,
+                sample_rate=cfg.sample_rate,
+                min_fraction=cfg.min_active_fraction,
+                step=step,
             )
-        return self._activity[index]
+        return self._candidates[index]
 
     def _video(self, record: dict, index: int, offset: int, length: int):
         """(Dv, F) float32 features of the segment [offset, offset + length), zero padded."""

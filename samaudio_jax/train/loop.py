@@ -184,7 +184,10 @@ def _check_finite(pending: list, last_good: int | None) -> None:
     """Raises naming the first step whose loss, gradient norm or updated-parameter norm is
     not finite; empties `pending` (a list of (step, metrics))."""
     for step, m in pending:
-        values = {k: _scalar(m[k]) for k in _FINITE_METRICS if k in m}
+        keys = [k for k in _FINITE_METRICS if k in m]
+        # One device_get for the step's three scalars: one wait, not three, per step.
+        fetched = jax.device_get([m[k].addressable_data(0) for k in keys])
+        values = {k: float(np.asarray(v)) for k, v in zip(keys, fetched)}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             pending.clear()
