@@ -16,32 +16,15 @@ import numpy as np
 from samaudio_jax.checkpoint.bundle import Bundle, flat_params
 from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
 from samaudio_jax.checkpoint.orbax_io import TrainCheckpointer
+from samaudio_jax.checkpoint.release_config import FIELD_MAP
 from samaudio_jax.checkpoint.workdir import write_frozen_parts
 from samaudio_jax.train import state as state_lib
 
 # Fields that decide the parameters' shapes or meaning: the config and the source must agree.
-ARCHITECTURE_FIELDS = (
-    "model.dim",
-    "model.num_layers",
-    "model.num_heads",
-    "model.latent_dim",
-    "model.out_channels",
-    "model.in_channels",
-    "model.text_dim",
-    "model.video_dim",
-    "model.num_anchors",
-    "model.anchor_embedding_dim",
-    "model.max_positions",
-    "model.frequency_embedding_dim",
-    "model.ffn_exp",
-    "model.multiple_of",
-    "model.qk_norm",
-    "model.fc_bias",
-    "model.t_block_bias",
-    "model.context_norm",
-    "model.head",
-    "model.text_to_adaln",
-    "model.padding_aware_groupnorm",
+# The fields that shape the weights: the release's own (release_config.FIELD_MAP, the one
+# list the config.json reader checks too) and the project's architecture switches.
+_PROJECT_MODEL_FIELDS = ("latent_dim", "head", "text_to_adaln", "padding_aware_groupnorm")
+ARCHITECTURE_FIELDS = tuple(f"model.{f}" for f in (*FIELD_MAP, *_PROJECT_MODEL_FIELDS)) + (
     "codec.kind",
     "codec.sample_rate",
     "codec.hop_length",
