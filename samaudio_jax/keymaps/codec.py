@@ -65,18 +65,24 @@ def _lstm(release: str, ours: str, lstm) -> list[KeyRule]:
     return out
 
 
-def codec_rules(codec) -> list[KeyRule]:
-    """One rule per weight of `codec` (a DacVaeCodec): release key without `audio_codec.`."""
-    enc, dec = codec.encoder, codec.decoder
-    r = _conv("model.encoder.block.0", "encoder.stem", enc.stem)
+def encoder_rules(enc, release: str = "model.encoder", ours: str = "encoder") -> list[KeyRule]:
+    """The encoder half (a dacvae.Encoder): `{release}.block.*` <-> `{ours}.*`."""
+    r = _conv(f"{release}.block.0", f"{ours}.stem", enc.stem)
     for i, block in enumerate(enc.blocks):
-        p, o = f"model.encoder.block.{i + 1}", f"encoder.blocks.{i}"
+        p, o = f"{release}.block.{i + 1}", f"{ours}.blocks.{i}"
         for j, unit in enumerate(block.res_units):
             r += _res_unit(f"{p}.block.{j}", f"{o}.res_units.{j}", unit)
         r += _snake(f"{p}.block.3", f"{o}.snake") + _conv(f"{p}.block.4", f"{o}.down", block.down)
     n = len(enc.blocks)
-    r += _snake(f"model.encoder.block.{n + 1}", "encoder.snake")
-    r += _conv(f"model.encoder.block.{n + 2}", "encoder.proj", enc.proj)
+    r += _snake(f"{release}.block.{n + 1}", f"{ours}.snake")
+    r += _conv(f"{release}.block.{n + 2}", f"{ours}.proj", enc.proj)
+    return r
+
+
+def codec_rules(codec) -> list[KeyRule]:
+    """One rule per weight of `codec` (a DacVaeCodec): release key without `audio_codec.`."""
+    dec = codec.decoder
+    r = encoder_rules(codec.encoder)
     r += _conv("model.quantizer.in_proj", "in_proj", codec.in_proj)
     r += _conv("model.quantizer.out_proj", "out_proj", codec.out_proj)
     r += _conv("model.decoder.model.0", "decoder.stem", dec.stem)

@@ -1,0 +1,130 @@
+"""Tiny configs and transformers reference models for the Judge / PE-A-Frame tests.
+
+Builds transformers' ModernBertModel and PeAudioFrameLevelModel with random weights at test
+sizes and renames their state dicts to the release's layouts (perception_models / SAM Audio
+names), so the tests go through the same key maps a release checkpoint does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+TEXT = dict(
+    vocab_size=64, hidden_size=32, intermediate_size=40, num_hidden_layers=4,
+    num_attention_heads=4, local_attention=4, global_attn_every_n_layers=3,
+    global_rope_theta=160000.0, local_rope_theta=10000.0, pad_token_id=0,
+    max_position_embeddings=64,
+)  # fmt: skip
+PE = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+          max_position_embeddings=100)  # fmt: skip
+DAC = dict(encoder_hidden_size=4, downsampling_ratios=[2, 4], hidden_size=16, codebook_size=16,
+           codebook_dim=8, sampling_rate=800)  # fmt: skip
+HOP = 8
+
+
+def hf_text_config():
+    from transformers import ModernBertConfig
+
+    cfg = dict(TEXT)
+    g, loc = cfg.pop("global_rope_theta"), cfg.pop("local_rope_theta")
+    cfg["rope_parameters"] = {
+        "full_attention": {"rope_type": "default", "rope_theta": g},
+        "sliding_attention": {"rope_type": "default", "rope_theta": loc},
+    }
+    return ModernBertConfig(**cfg, attn_implementation="eager")
+
+
+def hf_audio_config():
+    from transformers import PeAudioEncoderConfig
+
+    pe = dict(PE)
+    theta = max(10_000, 2 * pe["max_position_embeddings"])
+    return PeAudioEncoderConfig(
+        dac_config=dict(DAC),
+        head_dim=pe["hidden_size"] // pe["num_attention_heads"],
+        rope_parameters={"rope_type": "default", "rope_theta": theta},
+        attn_implementation="eager",
+        **pe,
+    )
+
+
+def uninitialized(cls, config):
+    """`cls(config)` without transformers' weight init (randomize() sets every weight)."""
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():
+        return cls(config)
+
+
+def randomize(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Every parameter random (norm weights near 1), so no weight hides behind an init."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if name.endswith(("norm.weight", "alpha", "groupnorm.weight")) or ".norm" in name:
+                p.copy_(1.0 + 0.1 * noise)
+            else:
+                p.copy_(noise * (0.3 / max(1, p.shape[-1]) ** 0.5 if p.ndim > 1 else 0.1))
+    return module.eval()
+
+
+def numpy_state(module: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def frame_release_state(hf_frame, seed: int = 0) -> dict[str, np.ndarray]:
+    """PeAudioFrameLevelModel's weights under perception_models' PE-A-Frame names; the
+    bottleneck's unused log-variance half and out_proj get random values."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, v in numpy_state(hf_frame).items():
+        if k.startswith("text_model."):
+            out[k] = v
+        elif k.startswith("audio_encoder.embedder.dac_encoder."):
+            out["audio_model.dac_vae_encoder.encoder." + k.split("dac_encoder.", 1)[1]] = v
+        elif k == "audio_encoder.embedder.bottleneck.weight":
+            extra = rng.standard_normal(v.shape).astype(np.float32) * 0.1
+            out["audio_model.dac_vae_encoder.bottleneck.in_proj.weight"] = np.concatenate(
+                [v, extra]
+            )
+        elif k == "audio_encoder.embedder.bottleneck.bias":
+            out["audio_model.dac_vae_encoder.bottleneck.in_proj.bias"] = np.concatenate([v, v])
+        elif k.startswith("audio_encoder.embedder.data_proj."):
+            out["audio_model.data_proj." + k.rsplit(".", 1)[1]] = v
+        elif k == "audio_encoder.patch_embedder.class_embedding":
+            out["audio_model.audio_transformer.embeddings.cls_token"] = v
+        elif k.startswith("audio_encoder.patch_embedder."):
+            out["audio_model.audio_transformer.embeddings." + k.split("patch_embedder.", 1)[1]] = v
+        elif k.startswith("audio_encoder."):
+            out["audio_model.audio_transformer." + k.split("audio_encoder.", 1)[1]] = v
+        elif k.startswith(("text_audio_head.", "audio_head.")):
+            out[k.replace("text_audio_head.", "text_head.")] = v
+        elif k == "text_audio_logit_scale":
+            out["logit_scale"] = v
+        elif k == "text_audio_logit_bias":
+            out["logit_bias"] = v
+        else:
+            raise KeyError(k)
+    c, d = DAC["codebook_dim"], DAC["codebook_size"]
+    out["audio_model.dac_vae_encoder.bottleneck.out_proj.weight"] = (
+        rng.standard_normal((d, c, 1)).astype(np.float32) * 0.1
+    )
+    out["audio_model.dac_vae_encoder.bottleneck.out_proj.bias"] = np.zeros(d, np.float32)
+    return out
+
+
+def frame_config_dict(nth_text_layer: int) -> dict:
+    """The release config.json of the tiny PE-A-Frame."""
+    return {
+        "audio_model": {"dac_vae_encoder": dict(DAC), "audio_transformer": dict(PE)},
+        "text_model": dict(TEXT),
+        "output_dim": TEXT["hidden_size"],
+        "nth_text_layer": nth_text_layer,
+    }
+
+
+def rel_err(ours, ref) -> float:
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-12))
