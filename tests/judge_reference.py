@@ -128,3 +128,103 @@ def frame_config_dict(nth_text_layer: int) -> dict:
 def rel_err(ours, ref) -> float:
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-12))
+
+
+FINETUNE = dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
+                max_position_embeddings=100)  # fmt: skip
+CODEC = dict(encoder_dim=4, encoder_rates=[2, 4], latent_dim=16, codebook_dim=8, sample_rate=800)
+NTH = 2
+
+
+def judge_config_dict() -> dict:
+    """The release config.json of the tiny Judge."""
+    return {
+        "audio_codec": dict(CODEC),
+        "transformer": dict(PE),
+        "text_model": dict(TEXT),
+        "finetune_transformer": dict(FINETUNE),
+        "nth_text_layer": NTH,
+        "bottleneck_dim": 12,
+    }
+
+
+def hf_pe_encoder(pe: dict, seed: int):
+    from transformers import PeAudioEncoder, PeAudioEncoderConfig
+
+    cfg = PeAudioEncoderConfig(
+        dac_config=dict(DAC),
+        head_dim=pe["hidden_size"] // pe["num_attention_heads"],
+        rope_parameters={"rope_type": "default", "rope_theta": max(10_000, 2 * pe["max_position_embeddings"])},
+        attn_implementation="eager",
+        **pe,
+    )  # fmt: skip
+    return randomize(uninitialized(PeAudioEncoder, cfg), seed)
+
+
+def pe_transformer_forward(enc, x):
+    """transformers' PeAudioEncoder from its patch embedder on, unmasked (as the release
+    Judge runs its transformers): (B, T, H) -> (B, T, H)."""
+    h, _ = enc.patch_embedder(x, padding_mask=None)
+    pos = enc.rotary_emb(h, torch.arange(h.shape[1])[None])
+    for layer in enc.layers:
+        h = layer(h, attention_mask=None, position_embeddings=pos)
+    return enc.output(enc.norm(h))[:, 1:]
+
+
+def pe_release_names(enc, prefix: str) -> dict[str, np.ndarray]:
+    """A PeAudioEncoder's transformer weights under the release's PE-AV names."""
+    out = {}
+    for k, v in numpy_state(enc).items():
+        if k.startswith("embedder."):
+            continue
+        k = k.replace("patch_embedder.class_embedding", "embeddings.cls_token")
+        k = k.replace("patch_embedder.", "embeddings.")
+        out[prefix + k] = v
+    return out
+
+
+def dacvae_release_names(enc, prefix: str) -> dict[str, np.ndarray]:
+    """transformers' plain DAC encoder + bottleneck as the release's weight-normed DACVAE
+    encoder (`{prefix}encoder.block.*`, `{prefix}quantizer.in_proj/out_proj`): v = w,
+    g = ||w||; in_proj's unused half and out_proj random."""
+    from flax import nnx
+
+    from samaudio_jax.judge.codec_encoder import CodecEncoder
+    from samaudio_jax.judge.config import CodecEncoderConfig
+    from samaudio_jax.keymaps.codec import encoder_rules
+    from samaudio_jax.keymaps.judge import _plain_encoder_rules
+
+    cfg = CodecEncoderConfig.from_release(CODEC)
+    ours = nnx.eval_shape(lambda: CodecEncoder(cfg))
+    plain = {r.ours: r.release for r in _plain_encoder_rules(ours.encoder, "dac_encoder", "x")}
+    state = {
+        k[len("embedder.") :]: v for k, v in numpy_state(enc).items() if k.startswith("embedder.")
+    }
+    out = {}
+    for r in encoder_rules(ours.encoder, prefix + "encoder", "x"):
+        if r.release.endswith("weight_g"):
+            w = state[plain[r.ours[: -len("weight_g")] + "weight_v"]]
+            out[r.release] = np.sqrt(np.sum(w * w, axis=(1, 2), keepdims=True))
+        else:
+            out[r.release] = state[plain[r.ours]]
+    rng = np.random.default_rng(5)
+
+    def wn(w):
+        return np.sqrt(np.sum(w * w, axis=(1, 2), keepdims=True)), w
+
+    w = np.concatenate(
+        [
+            state["bottleneck.weight"],
+            rng.standard_normal(state["bottleneck.weight"].shape).astype(np.float32) * 0.1,
+        ]
+    )
+    b = np.concatenate([state["bottleneck.bias"], state["bottleneck.bias"]])
+    g, v = wn(w)
+    out.update({f"{prefix}quantizer.in_proj.weight_g": g, f"{prefix}quantizer.in_proj.weight_v": v,
+                f"{prefix}quantizer.in_proj.bias": b})  # fmt: skip
+    g, v = wn(
+        rng.standard_normal((CODEC["latent_dim"], CODEC["codebook_dim"], 1)).astype(np.float32)
+    )
+    out.update({f"{prefix}quantizer.out_proj.weight_g": g, f"{prefix}quantizer.out_proj.weight_v": v,
+                f"{prefix}quantizer.out_proj.bias": np.zeros(CODEC["latent_dim"], np.float32)})  # fmt: skip
+    return out

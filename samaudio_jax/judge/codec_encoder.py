@@ -29,10 +29,13 @@ class CodecEncoder(nnx.Module):
         self.hop_length = cfg.hop_length
         self.codebook_dim = cfg.codebook_dim
 
-    def __call__(self, wav):
-        """(B, N) -> (B, ceil(N / hop), codebook_dim); the end reflect-padded to the hop."""
+    def __call__(self, wav, frame_mask=None):
+        """(B, N) -> (B, ceil(N / hop), codebook_dim); the end reflect-padded to the hop.
+        With a (B, T) valid-frame mask every convolution sees zeros outside it (the codec's
+        masked mode: a padded example encodes as it would alone)."""
         extra = -wav.shape[1] % self.hop_length
         if extra:
             wav = jnp.pad(wav, ((0, 0), (0, extra)), mode="reflect")
-        z = self.encoder(wav[..., None].astype(jnp.float32))
-        return self.in_proj(z)[..., : self.codebook_dim]
+        z = self.encoder(wav[..., None].astype(jnp.float32), frame_mask)
+        m = None if frame_mask is None else frame_mask[..., None].astype(z.dtype)
+        return self.in_proj(z, m)[..., : self.codebook_dim]

@@ -167,10 +167,11 @@ class CodecEncoderConfig:
 
 @dataclasses.dataclass(frozen=True)
 class JudgeConfig:
-    """SAM Audio Judge. `mask_transformers`: the release passes its padding mask to both
-    transformers under a keyword they ignore, so only the final mean is masked (padding
-    changes a padded example's scores); False (default) reproduces that, True masks the
-    patch embedder and attention too, making batched scores independent of padding."""
+    """SAM Audio Judge. `mask_padding`: the release passes its padding mask to both
+    transformers under a keyword they ignore (and its codec sees the zero padding), so only
+    the final mean is masked and padding changes a padded example's scores. False (default)
+    reproduces that; True masks the codec's convolutions, the patch embedder and attention
+    too, so a padded example scores as it would alone."""
 
     audio_codec: CodecEncoderConfig = CodecEncoderConfig()
     transformer: PeTransformerConfig = PeTransformerConfig()
@@ -178,14 +179,14 @@ class JudgeConfig:
     finetune_transformer: PeTransformerConfig = PeTransformerConfig()
     nth_text_layer: int | None = 22
     bottleneck_dim: int = 256
-    mask_transformers: bool = False
+    mask_padding: bool = False
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config.json") -> JudgeConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected a JSON object")
         known = {"audio_codec", "transformer", "text_model", "finetune_transformer",
-                 "nth_text_layer", "bottleneck_dim", "mask_transformers"}  # fmt: skip
+                 "nth_text_layer", "bottleneck_dim", "mask_padding"}  # fmt: skip
         extra = sorted(set(data) - known - {"model_type", "architectures", "transformers_version"})
         if extra:
             raise ValueError(f"{where}: unknown Judge field(s) {extra}")
@@ -201,7 +202,7 @@ class JudgeConfig:
             ),
             nth_text_layer=None if nth is None else int(nth),
             bottleneck_dim=int(data.get("bottleneck_dim", 256)),
-            mask_transformers=bool(data.get("mask_transformers", False)),
+            mask_padding=bool(data.get("mask_padding", False)),
         )  # fmt: skip
 
     def to_dict(self) -> dict:

@@ -55,18 +55,20 @@ class JudgeModel(nnx.Module):
         padding_mask (B, N) valid samples -> (B, 4) scores (see SCORES)."""
         b = input_values.shape[0]
         text = self.text_features(input_ids, attention_mask)
-        feats = self.audio_codec(jnp.concatenate([input_values, separated_values], axis=0))
-        frame_mask = padding_mask[:, :: self.cfg.audio_codec.hop_length][:, : feats.shape[1]]
+        hop = self.cfg.audio_codec.hop_length
+        frame_mask = padding_mask[:, ::hop][:, : -(-input_values.shape[1] // hop)]
         stacked_mask = None
-        if self.cfg.mask_transformers:
+        if self.cfg.mask_padding:
             stacked_mask = jnp.concatenate([frame_mask, frame_mask], axis=0)
+        wavs = jnp.concatenate([input_values, separated_values], axis=0)
+        feats = self.audio_codec(wavs, stacked_mask)
         states, _ = self.transformer(self.data_proj(feats), stacked_mask)
         mix, sep = states[:b], states[b:]
         audio = self.cat_audio_proj(jnp.concatenate([sep, mix], axis=-1))
         text = self.layer_norm(self.text_proj2(text))
         text = jnp.broadcast_to(text[:, None], audio.shape)
         joint = self.proj_audio_and_text(jnp.concatenate([audio, text], axis=-1))
-        ft_mask = frame_mask if self.cfg.mask_transformers else None
+        ft_mask = frame_mask if self.cfg.mask_padding else None
         out, _ = self.finetune_transformer(self.finetune_data_proj(joint), ft_mask)
         per_frame = self.head(out).astype(jnp.float32)
         m = frame_mask[..., None].astype(jnp.float32)
