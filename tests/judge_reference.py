@@ -228,3 +228,35 @@ def dacvae_release_names(enc, prefix: str) -> dict[str, np.ndarray]:
     out.update({f"{prefix}quantizer.out_proj.weight_g": g, f"{prefix}quantizer.out_proj.weight_v": v,
                 f"{prefix}quantizer.out_proj.bias": np.zeros(CODEC["latent_dim"], np.float32)})  # fmt: skip
     return out
+
+
+WORDS = "a the dog bark barks barking car engine speech man woman music guitar loud soft".split()
+
+
+def write_tokenizer(directory) -> None:
+    """A small WordLevel tokenizer.json with ModernBERT's [CLS] ... [SEP] framing (ids fit
+    the tiny text model's vocabulary; pad id 0 as TEXT says)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3}
+    vocab.update({w: i + 4 for i, w in enumerate(WORDS)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tok.save(str(directory / "tokenizer.json"))
+
+
+def write_judge_dir(directory, seed: int = 0, **cfg_overrides):
+    """A complete tiny release-layout Judge directory with random weights; -> the model."""
+    import dataclasses
+
+    from samaudio_jax.judge.config import JudgeConfig
+    from samaudio_jax.judge.load import build_judge, write_judge_dir as write
+
+    cfg = dataclasses.replace(JudgeConfig.from_dict(judge_config_dict()), **cfg_overrides)
+    model = build_judge(cfg, seed)
+    write(model, directory)
+    write_tokenizer(directory)
+    return model

@@ -18,7 +18,7 @@ from samaudio_jax.io_atomic import atomic_write_bytes
 from samaudio_jax.judge.config import FrameConfig, JudgeConfig
 from samaudio_jax.judge.frame import FrameModel
 from samaudio_jax.judge.judge import JudgeModel
-from samaudio_jax.judge.weights import export_state, import_state, shell, variables
+from samaudio_jax.judge.weights import export_state, import_state, random_fill, shell, variables
 from samaudio_jax.keymaps.judge import frame_rules, judge_rules
 from samaudio_jax.paths import PathLike, as_path, check_reachable
 from samaudio_jax.state_dict_io import SAFETENSORS_FILE, read_state_dict, write_state_dict
@@ -40,11 +40,17 @@ def read_config_json(directory: PathLike) -> dict:
 
 
 def build_judge(cfg: JudgeConfig, seed: int = 0) -> JudgeModel:
-    return JudgeModel(cfg, rngs=nnx.Rngs(seed), codec_seed=seed)
+    """A Judge with random weights (weights.random_fill), for tests and benchmarks."""
+    model = shell(lambda: JudgeModel(cfg, rngs=nnx.Rngs(0)))
+    random_fill(model, seed)
+    return model
 
 
 def build_frame(cfg: FrameConfig, seed: int = 0) -> FrameModel:
-    return FrameModel(cfg, rngs=nnx.Rngs(seed), codec_seed=seed)
+    """A PE-A-Frame with random weights (weights.random_fill)."""
+    model = shell(lambda: FrameModel(cfg, rngs=nnx.Rngs(0)))
+    random_fill(model, seed)
+    return model
 
 
 def import_judge_state(model: JudgeModel, state: dict, source: str = "state dict") -> None:
@@ -74,7 +80,7 @@ def export_frame_state(model: FrameModel) -> dict:
 def load_judge(directory: PathLike) -> JudgeModel:
     cfg = JudgeConfig.from_dict(read_config_json(directory), f"{directory}/{CONFIG_FILE}")
     state, file = read_state_dict(directory)
-    model = shell(lambda: build_judge(cfg))
+    model = shell(lambda: JudgeModel(cfg, rngs=nnx.Rngs(0)))
     import_judge_state(model, state, file)
     return model
 
@@ -82,7 +88,7 @@ def load_judge(directory: PathLike) -> JudgeModel:
 def load_frame(directory: PathLike) -> FrameModel:
     cfg = FrameConfig.from_dict(read_config_json(directory), f"{directory}/{CONFIG_FILE}")
     state, file = read_state_dict(directory)
-    model = shell(lambda: build_frame(cfg))
+    model = shell(lambda: FrameModel(cfg, rngs=nnx.Rngs(0)))
     import_frame_state(model, state, file)
     return model
 

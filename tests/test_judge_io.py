@@ -1,0 +1,88 @@
+"""A release-layout Judge directory (config.json, model.safetensors, tokenizer.json written
+by the test) loads into a scorer whose scores equal the model's; the weights come back bit
+for bit; the processor resamples, hop-pads with masks, truncates long descriptions with a
+warning and names what is missing."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from samaudio_jax.judge.load import export_judge_state, load_judge
+from samaudio_jax.judge.processor import JudgeProcessor, TextTokenizer
+from samaudio_jax.judge.scorer import JudgeScorer, _forward
+from samaudio_jax.state_dict_io import read_state_dict
+from tests import judge_reference as R
+
+RATE = R.CODEC["sample_rate"]
+
+
+@pytest.fixture(scope="module")
+def judge_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("judge")
+    model = R.write_judge_dir(d, seed=3)
+    return d, model
+
+
+def test_directory_round_trip_is_bit_exact(judge_dir):
+    d, model = judge_dir
+    written, _ = read_state_dict(d)
+    loaded = export_judge_state(load_judge(d))
+    assert set(loaded) == set(written) == set(export_judge_state(model))
+    assert all(np.array_equal(loaded[k], written[k]) for k in written)
+    assert json.loads((d / "config.json").read_text())["nth_text_layer"] == R.NTH
+
+
+def test_scorer_matches_model_and_resamples(judge_dir):
+    d, model = judge_dir
+    scorer = JudgeScorer.load(d, max_batch=1)  # equal shapes below: one compilation
+    rng = np.random.default_rng(0)
+    mixes = [rng.standard_normal(n).astype(np.float32) * 0.3 for n in (48, 45, 41)]
+    seps = [m * 0.5 for m in mixes]
+    texts = ["a dog barks", "man speech", "loud car engine"]
+    got = scorer.score(mixes, seps, texts, RATE)
+    assert set(got) == {"overall", "recall", "precision", "faithfulness"}
+    for sl in (slice(0, 1), slice(1, 2), slice(2, 3)):  # batches of max_batch, in order
+        b = scorer.processor(texts[sl], mixes[sl], seps[sl], RATE)
+        want = np.asarray(_forward(scorer.model, *(jnp.asarray(b[k]) for k in ("input_ids",
+                          "attention_mask", "input_values", "separated_values", "padding_mask"))))  # fmt: skip
+        assert np.allclose(got["recall"][sl], want[:, 1], rtol=1e-5, atol=1e-6)
+        assert np.allclose(got["faithfulness"][sl], want[:, 3], rtol=1e-5, atol=1e-6)
+    # the same audio given at twice the rate is resampled to the codec's
+    up = [np.repeat(m, 2) for m in mixes[1:2]]
+    batch = scorer.processor(texts[:1], up, up, 2 * RATE)
+    assert batch["input_values"].shape == (1, 48)  # 45 samples, hop-padded to 6 frames
+    assert np.corrcoef(batch["input_values"][0, :40], mixes[1][:40])[0, 1] > 0.9
+
+
+def test_processor_masks_at_the_hop_and_truncates_with_a_warning(judge_dir):
+    d, _ = judge_dir
+    tok = TextTokenizer.from_dir(d, max_length=8, pad_id=0)
+    proc = JudgeProcessor(tok, RATE, R.HOP)
+    mix = [np.ones(50, np.float32) * 0.1, np.linspace(-1, 1, 30).astype(np.float32)]
+    long = " ".join(["dog"] * 20)
+    with pytest.warns(
+        UserWarning, match=r"descriptions\[1\].*longer than the text model's limit of 8"
+    ):
+        b = proc(["a dog", long], mix, [mix[0], mix[1][:25]], RATE)
+    assert b["input_values"].shape == (2, 56)
+    assert b["padding_mask"].sum(1).tolist() == [56, 32]
+    # reflect padding at the item's own end, zeros after
+    assert b["input_values"][1, 30] == mix[1][28] and b["input_values"][1, 32:].max() == 0
+    assert b["separated_values"][1, 25:30].max() == 0  # cut short: zero-filled to the mixture
+    assert b["input_ids"].shape == (2, 8) and b["input_ids"][1, -1] == 3  # [SEP] kept
+    assert b["attention_mask"].sum(1).tolist() == [4, 8]
+
+
+def test_missing_tokenizer_and_silence_are_named(tmp_path, judge_dir):
+    d, _ = judge_dir
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((d / name).read_bytes())
+    with pytest.raises(FileNotFoundError, match="bare: no tokenizer.json"):
+        JudgeScorer.load(bare)
+    proc = JudgeProcessor(TextTokenizer.from_dir(d, 8, 0), RATE, R.HOP)
+    with pytest.warns(UserWarning, match=r"separated\[0\]: silent audio"):
+        proc(["a dog"], [np.ones(16, np.float32)], [np.zeros(16, np.float32)], RATE)
