@@ -253,7 +253,8 @@ def write_judge_dir(directory, seed: int = 0, **cfg_overrides):
     import dataclasses
 
     from samaudio_jax.judge.config import JudgeConfig
-    from samaudio_jax.judge.load import build_judge, write_judge_dir as write
+    from samaudio_jax.judge.load import build_judge
+    from samaudio_jax.judge.load import write_judge_dir as write
 
     cfg = dataclasses.replace(JudgeConfig.from_dict(judge_config_dict()), **cfg_overrides)
     model = build_judge(cfg, seed)

@@ -9,9 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from samaudio_jax.eval import evaluate as ev
 from samaudio_jax.judge.load import export_judge_state, load_judge
 from samaudio_jax.judge.processor import JudgeProcessor, TextTokenizer
 from samaudio_jax.judge.scorer import JudgeScorer, _forward
+from samaudio_jax.sample.rankers import JudgeRanker, pick_best
 from samaudio_jax.state_dict_io import read_state_dict
 from tests import judge_reference as R
 
@@ -86,3 +88,46 @@ def test_missing_tokenizer_and_silence_are_named(tmp_path, judge_dir):
     proc = JudgeProcessor(TextTokenizer.from_dir(d, 8, 0), RATE, R.HOP)
     with pytest.warns(UserWarning, match=r"separated\[0\]: silent audio"):
         proc(["a dog"], [np.ones(16, np.float32)], [np.zeros(16, np.float32)], RATE)
+
+
+def test_judge_ranker_picks_the_argmax_of_overall(judge_dir):
+    d, _ = judge_dir
+    scorer = JudgeScorer.load(d, max_batch=1)
+    ranker = JudgeRanker(scorer)
+    rng = np.random.default_rng(4)
+    mix = rng.standard_normal((2, 48)).astype(np.float32) * 0.3
+    noise = rng.standard_normal((2, 1, 48)).astype(np.float32) * 0.3
+    target = np.concatenate([mix[:, None] * 0.2, mix[:, None] * 0.9 + 0.1 * noise, noise], 1)
+    texts = ["a dog barks", "loud car engine"]
+    lengths = [48, 41]
+    got = ranker.score(target, residual=mix[:, None] - target, mixture=mix, lengths=lengths,
+                       sample_rate=RATE, descriptions=texts, spans=[[], []])  # fmt: skip
+    assert got.shape == (2, 3)
+    for b in range(2):  # each candidate scored on its own, cut to the item's length
+        n = lengths[b]
+        alone = [scorer.score([mix[b, :n]], [target[b, c, :n]], texts[b : b + 1], RATE)["overall"][0]
+                 for c in range(3)]  # fmt: skip
+        assert np.allclose(got[b], alone, rtol=1e-5, atol=1e-6)
+        assert pick_best(got)[b] == int(np.argmax(alone))
+    assert len(set(np.round(got.ravel(), 6))) == 6  # the candidates are told apart
+
+
+def test_eval_saj_columns(judge_dir):
+    d, _ = judge_dir
+    scorer = JudgeScorer.load(d, max_batch=1)
+    rng = np.random.default_rng(5)
+    mixes = [ev.Mixture(rng.standard_normal(48).astype(np.float32) * 0.3, None, "a dog barks", c, str(i))
+             for i, c in enumerate(["dog", "dog", "car"])]  # fmt: skip
+    for m in mixes:
+        m.target = m.mixture * 0.5
+    estimates = [m.mixture * 0.4 for m in mixes]
+    per_item = ev.score([m.target for m in mixes], estimates, [m.mixture for m in mixes])
+    per_item.update(ev.judge_scores(scorer, mixes, estimates, RATE))
+    want = scorer.score([m.mixture for m in mixes], estimates, [m.description for m in mixes], RATE)
+    assert np.allclose(per_item["saj_overall"], want["overall"])
+    summary = ev.summarise(per_item, [m.category for m in mixes])
+    table = ev.format_table(summary)
+    assert "SAJ overall" in table.splitlines()[0] and "faithful" in table.splitlines()[0]
+    dog = summary["per_category"]["dog"]
+    assert np.isclose(dog["saj_recall_median"], np.median(want["recall"][:2]))
+    assert f"{dog['saj_overall_median']:.3f}" in table.splitlines()[3]  # car, dog, overall

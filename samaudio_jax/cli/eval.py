@@ -35,6 +35,11 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--t5_dir", default=None, help="T5 weights for a release dir")
+    parser.add_argument(
+        "--judge",
+        default=None,
+        help="a release-layout SAM Audio Judge directory: adds SAJ score columns",
+    )
 
 
 def _workdir_step(checkpoint, step: str | None) -> int | None:
@@ -77,6 +82,11 @@ def run(args, overrides) -> int:
 
             check_solver(args.solver, "--solver")
         step = _workdir_step(args.checkpoint, args.step)
+        judge = None
+        if args.judge is not None:  # loaded first: a bad Judge directory fails before separating
+            from samaudio_jax.judge.scorer import JudgeScorer
+
+            judge = JudgeScorer.load(args.judge)
         separator = ev.load_for_eval(args.checkpoint, t5_dir=args.t5_dir, step=step)
         apply_overrides(separator.config, overrides)
         if args.solver is not None:
@@ -84,9 +94,12 @@ def run(args, overrides) -> int:
         if args.steps is not None:
             separator.config.sample.steps = args.steps
         mixtures = ev.heldout_mixtures(args.data, separator.config.data, args.num, args.seed)
-        summary = ev.evaluate(separator, mixtures, crop=ev.crop_policy(separator.config.data))
+        summary = ev.evaluate(
+            separator, mixtures, crop=ev.crop_policy(separator.config.data), judge=judge
+        )
     except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        text = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {text}", file=sys.stderr, flush=True)
         return 2
     print(ev.format_table(summary), flush=True)
     if args.json:

@@ -47,6 +47,10 @@ COMMANDS = {
         "synthesise, train, evaluate, separate and export the demo (resumes from --workdir)",
     ),
     "eval": ("samaudio_jax.cli.eval", "SI-SDR / SI-SDRi / SDR on held-out mixtures"),
+    "judge": (
+        "samaudio_jax.cli.judge",
+        "SAM Audio Judge scores of separated audio against its mixture and description",
+    ),
     "export": ("samaudio_jax.cli.export", "a training workdir -> the release's checkpoint layout"),
     "import": ("samaudio_jax.cli.import_release", "a release-layout dir -> an Orbax workdir"),
 }

@@ -173,10 +173,13 @@ def evaluate(
     seed: int = 0,
     batch: int = 16,
     crop: dict | None = None,
+    judge=None,
 ) -> dict:
     """Separates every mixture with the separator's sampler; returns summary + per item,
     with the IRM ceiling (irm_si_sdri) when the separator has a codec, and `crop` (the
-    crop policy the mixtures were cut with) as summary["crop_policy"]."""
+    crop policy the mixtures were cut with) as summary["crop_policy"]. `judge` (a
+    judge.scorer.JudgeScorer) adds the SAJ scores saj_overall / saj_recall / saj_precision /
+    saj_faithfulness of each estimate against its mixture and description."""
     import jax
 
     estimates = []
@@ -194,6 +197,8 @@ def evaluate(
     codec = getattr(separator, "codec", None)
     if codec is not None:
         per_item["irm_si_sdri"] = score(targets, irm_estimates(codec, mixtures), mixes)["si_sdri"]
+    if judge is not None:
+        per_item.update(judge_scores(judge, mixtures, estimates, _sample_rate(separator)))
     per_item["active_fraction"] = np.asarray([m.active_fraction for m in mixtures])
     summary = summarise(per_item, [m.category for m in mixtures])
     for stats in [summary["overall"], *summary["per_category"].values()]:
@@ -209,11 +214,37 @@ def evaluate(
     return summary
 
 
+def _sample_rate(separator) -> int:
+    codec = getattr(separator, "codec", None)
+    if codec is not None:
+        return int(codec.sample_rate)
+    return int(separator.config.data.sample_rate)
+
+
+def judge_scores(judge, mixtures: list[Mixture], estimates, sample_rate: int) -> dict:
+    """Per-item SAJ scores ("saj_" + the Judge's score names) of each estimate."""
+    n = [min(len(m.mixture), len(e)) for m, e in zip(mixtures, estimates)]
+    scores = judge.score(
+        [m.mixture[:k] for m, k in zip(mixtures, n)],
+        [np.asarray(e)[:k] for e, k in zip(estimates, n)],
+        [m.description for m in mixtures],
+        sample_rate,
+    )
+    return {f"saj_{name}": np.asarray(v, np.float64) for name, v in scores.items()}
+
+
+SAJ_COLUMNS = (("saj_overall", "SAJ overall"), ("saj_recall", "recall"),
+               ("saj_precision", "precision"), ("saj_faithfulness", "faithful"))  # fmt: skip
+
+
 def format_table(summary: dict) -> str:
     irm = "irm_si_sdri_median" in summary["overall"]
+    saj = "saj_overall_median" in summary["overall"]
     header = f"{'category':<14} {'n':>4} {'SI-SDRi med':>11} {'mean':>7} {'SI-SDR med':>10} {'SDR med':>8}"
     if irm:
         header += f" {'IRM SI-SDRi med':>15} {'% of IRM':>8}"
+    if saj:
+        header += "".join(f" {title:>11}" for _, title in SAJ_COLUMNS)
     lines = [header, "-" * len(header)]
     rows = list(summary["per_category"].items()) + [("overall", summary["overall"])]
     for name, s in rows:
@@ -223,7 +254,11 @@ def format_table(summary: dict) -> str:
         )
         if irm:
             line += f" {s['irm_si_sdri_median']:>15.2f} {100 * s['of_irm']:>7.0f}%"
+        if saj:
+            line += "".join(f" {s[key + '_median']:>11.3f}" for key, _ in SAJ_COLUMNS)
         lines.append(line)
+    if saj:
+        lines.append("SAJ: SAM Audio Judge scores, medians (higher is better)")
     policy = summary.get("crop_policy")
     if policy:
         lines.append(

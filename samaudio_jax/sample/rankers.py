@@ -120,6 +120,35 @@ class SoundActivityRanker(Ranker):
         return scores
 
 
+class JudgeRanker(Ranker):
+    """The SAM Audio Judge's score of each candidate against its mixture and description
+    (the release's judge ranker; `metric` "overall" as there, or recall / precision /
+    faithfulness). `scorer` is a samaudio_jax.judge.scorer.JudgeScorer; `load(dir)` makes one."""
+
+    def __init__(self, scorer, metric: str = "overall"):
+        if metric not in ("overall", "recall", "precision", "faithfulness"):
+            raise ValueError(f"metric: expected a Judge score name, got {metric!r}")
+        self.scorer, self.metric = scorer, metric
+
+    @classmethod
+    def load(cls, directory, metric: str = "overall", max_batch: int = 8) -> JudgeRanker:
+        from samaudio_jax.judge.scorer import JudgeScorer
+
+        return cls(JudgeScorer.load(directory, max_batch=max_batch), metric)
+
+    def score(self, target, *, residual, mixture, lengths, sample_rate, descriptions, spans):
+        target = np.asarray(target)
+        batch, k = target.shape[:2]
+        pairs = [(b, c) for b in range(batch) for c in range(k)]
+        scores = self.scorer.score(
+            [np.asarray(mixture[b, : int(lengths[b])]) for b, _ in pairs],
+            [target[b, c, : int(lengths[b])] for b, c in pairs],
+            [descriptions[b] for b, _ in pairs],
+            sample_rate,
+        )[self.metric]
+        return np.asarray(scores, np.float32).reshape(batch, k)
+
+
 class EnsembleRanker(Ranker):
     """Weighted sum of other rankers' scores."""
 
