@@ -15,6 +15,7 @@ truncated description, silent audio) are one line each.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 
@@ -33,7 +34,7 @@ def add_arguments(parser) -> None:
 
 
 def _rows(args) -> list[dict]:
-    from samaudio_jax.paths import as_path
+    from samaudio_jax.paths import as_path, is_url
 
     if args.mixture is not None:
         if args.separated is None or args.description is None:
@@ -60,7 +61,7 @@ def _rows(args) -> list[dict]:
             if not isinstance(row.get(key), str) or not row[key]:
                 raise ValueError(f"{where}: missing or empty {key!r}")
         for key in ("mixture", "separated"):
-            if not as_path(row[key]).is_absolute() and "://" not in row[key]:
+            if not (os.path.isabs(row[key]) or is_url(row[key])):
                 row[key] = str(path.parent / row[key])
         row.setdefault("name", f"{path.name}:{n}")
         rows.append(row)
