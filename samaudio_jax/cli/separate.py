@@ -54,6 +54,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--solver", default=None, help="ODE solver (default: the config's)")
     parser.add_argument("--steps", type=int, default=None, help="solver steps (default: config)")
     parser.add_argument("--candidates", type=int, default=None, help="candidates to rank")
+    parser.add_argument(
+        "--judge", default=None, help="rank candidates with this SAM Audio Judge dir"
+    )
+    parser.add_argument(
+        "--predict_spans", default=None, help="PE-A-Frame dir: '+' spans for inputs given none"
+    )
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--batch_size", type=int, default=None, help="inputs per jitted call")
     parser.add_argument("--no_plot", action="store_true", help="skip the spectrogram PNG")
@@ -258,6 +264,22 @@ def run(args, overrides) -> int:
         return 2
 
 
+def _judge_options(args) -> dict:
+    """--judge (a Judge ranker) and --predict_spans (a PE-A-Frame span predictor), loaded."""
+    from samaudio_jax.judge.span_predictor import SpanPredictor
+    from samaudio_jax.sample.rankers import JudgeRanker
+
+    try:
+        options = {}
+        if args.judge is not None:
+            options["ranker"] = JudgeRanker.load(args.judge)
+        if args.predict_spans is not None:
+            options["predict_spans"] = SpanPredictor.load(args.predict_spans)
+        return options
+    except (FileNotFoundError, KeyError) as err:
+        raise ValueError(err.args[0] if isinstance(err, KeyError) else str(err)) from None
+
+
 def _run(args, overrides) -> int:
     jobs = collect_jobs(args)
 
@@ -280,6 +302,7 @@ def _run(args, overrides) -> int:
         options["candidates"] = args.candidates
     if args.cache_dir is not None:
         options["cache_dir"] = args.cache_dir
+    options.update(_judge_options(args))
     rate = separator.codec.sample_rate
     out = as_path(args.out)
     key = jax.random.key(args.seed)

@@ -4,7 +4,8 @@ Text: the ModernBERT tokenizer from the model directory's `tokenizer.json`, read
 `tokenizers` library (no transformers, no hub). Descriptions longer than the limit
 (512 tokens as in the release, or the text model's max_position_embeddings if smaller) are
 truncated, special tokens kept, with a warning naming the description; the batch is padded
-to its longest with the model's pad id, and the mask is 1 on real tokens.
+to its longest, rounded up to a multiple of 8 (fewer shapes to compile; padded tokens are
+masked, so results do not change), with the model's pad id; the mask is 1 on real tokens.
 
 Audio (the release's SAMAudioJudgeProcessor): each waveform (mono float, or (channels, N)
 averaged) is resampled to the codec rate with soxr, reflect-padded at its end to a multiple
@@ -30,8 +31,8 @@ SILENCE = 1e-6
 class TextTokenizer:
     """tokenizer.json -> (ids, mask) int32 arrays, padded to the longest description."""
 
-    def __init__(self, backend, max_length: int, pad_id: int):
-        self.backend = backend
+    def __init__(self, backend, max_length: int, pad_id: int, multiple: int = 8):
+        self.backend, self.multiple = backend, int(multiple)
         self.max_length = int(max_length)
         self.pad_id = int(pad_id)
         backend.no_padding()
@@ -65,6 +66,7 @@ class TextTokenizer:
                     stacklevel=2,
                 )
         length = max(1, max(len(e.ids) for e in encodings))
+        length = min(-(-length // self.multiple) * self.multiple, max(length, self.max_length))
         ids = np.full((len(encodings), length), self.pad_id, np.int32)
         mask = np.zeros((len(encodings), length), np.int32)
         for i, enc in enumerate(encodings):

@@ -46,7 +46,7 @@ from jax.sharding import PartitionSpec as P
 
 from samaudio_jax.data.spans import validate_spans
 from samaudio_jax.paths import as_path
-from samaudio_jax.sample import audio_io, batching, long_audio, rankers, solvers
+from samaudio_jax.sample import audio_io, batching, long_audio, rankers, solvers, span_prediction
 
 DEFAULT_CACHE_DIR = os.path.join(
     os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "samaudio_jax", "xla"
@@ -295,6 +295,7 @@ def separate(
     overlap_seconds: float = 2.0,
     progress: Callable[[int, int], None] | None = None,
     cache_dir: str | os.PathLike | None = "default",
+    predict_spans=None,
 ) -> SeparationResult:
     """Separates each input by its description (and spans / video features).
 
@@ -306,7 +307,8 @@ def separate(
     `video_features[i]` is (Dv, T_i) at the latent frame rate. Inputs longer than
     `chunk_seconds` (None: never) are chunked with `overlap_seconds` cross-fades; `progress`
     is then called as chunks finish. `cache_dir`: the persistent compilation cache
-    (`enable_compilation_cache`; None or "none" leaves it off).
+    (`enable_compilation_cache`; None or "none" leaves it off). `predict_spans`: a
+    judge.span_predictor.SpanPredictor (PE-A-Frame) that gives "+" spans to inputs without.
     """
     solvers.check_solver(solver)
     if candidates < 1:
@@ -351,6 +353,7 @@ def separate(
 
     rate, hop = codec.sample_rate, codec.hop_length
     waves = [audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)]
+    spans = span_prediction.fill_spans(predict_spans, waves, rate, descriptions, spans)
     chunk = None if chunk_seconds is None else int(round(chunk_seconds * rate))
     for i, wave in enumerate(waves):  # every input is checked before any work starts
         validate_spans([tuple(x) for x in spans[i] or ()], wave.shape[0] / rate, f"spans[{i}]")
