@@ -18,7 +18,7 @@ TEXT = dict(
 )  # fmt: skip
 PE = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
           max_position_embeddings=100)  # fmt: skip
-DAC = dict(encoder_hidden_size=4, downsampling_ratios=[2, 4], hidden_size=16, codebook_size=16,
+DAC = dict(encoder_hidden_size=4, downsampling_ratios=[8], hidden_size=16, codebook_size=16,
            codebook_dim=8, sampling_rate=800)  # fmt: skip
 HOP = 8
 
@@ -132,7 +132,7 @@ def rel_err(ours, ref) -> float:
 
 FINETUNE = dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
                 max_position_embeddings=100)  # fmt: skip
-CODEC = dict(encoder_dim=4, encoder_rates=[2, 4], latent_dim=16, codebook_dim=8, sample_rate=800)
+CODEC = dict(encoder_dim=4, encoder_rates=[8], latent_dim=16, codebook_dim=8, sample_rate=800)
 NTH = 2
 
 
@@ -228,6 +228,27 @@ def dacvae_release_names(enc, prefix: str) -> dict[str, np.ndarray]:
     out.update({f"{prefix}quantizer.out_proj.weight_g": g, f"{prefix}quantizer.out_proj.weight_v": v,
                 f"{prefix}quantizer.out_proj.bias": np.zeros(CODEC["latent_dim"], np.float32)})  # fmt: skip
     return out
+
+
+def composed_judge(ref, mean, std, ids, mask, mix, sep, padding_mask, nth=NTH, hop=HOP):
+    """The release's Judge forward pass written with transformers' modules (`ref`: text_model,
+    audio, finetune, and torch projections by their release names)."""
+    with torch.no_grad():
+        text = ref["text_model"](input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        text = ref["text_proj1"](text.hidden_states[nth][:, 0])
+        emb = ref["audio"].embedder
+        wav = torch.cat([mix, sep])[:, None]
+        feats = emb.bottleneck(emb.dac_encoder(wav)).transpose(1, 2)
+        states = pe_transformer_forward(ref["audio"], emb.data_proj(feats))
+        mix_s, sep_s = states.chunk(2)
+        audio = ref["cat_audio_proj"](torch.cat([sep_s, mix_s], dim=2))
+        text = ref["layer_norm"](ref["text_proj2"](text))[:, None].expand_as(audio)
+        joint = ref["proj_audio_and_text"](torch.cat([audio, text], dim=2))
+        out = pe_transformer_forward(ref["finetune"], ref["finetune_data_proj"](joint))
+        per_frame = ref["head"](out)
+        fm = padding_mask[:, ::hop].float()[..., None]
+        pooled = (per_frame * fm).sum(1) / fm.sum(1)
+        return (pooled * std + mean).numpy()
 
 
 WORDS = "a the dog bark barks barking car engine speech man woman music guitar loud soft".split()

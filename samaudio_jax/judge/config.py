@@ -100,16 +100,20 @@ class PeTransformerConfig:
     max_position_embeddings: int = 10000
     attention_bias: bool = False
 
+    def __post_init__(self):
+        if self.num_key_value_heads is None:  # the release's default: as many as query heads
+            object.__setattr__(self, "num_key_value_heads", self.num_attention_heads)
+
     @classmethod
     def from_dict(cls, data: dict | None, where: str) -> PeTransformerConfig:
         cfg = _take(cls, data, where)
-        kv = cfg.num_key_value_heads or cfg.num_attention_heads
+        kv = cfg.num_key_value_heads
         if cfg.hidden_size % cfg.num_attention_heads or cfg.num_attention_heads % kv:
             raise ValueError(
                 f"{where}: hidden_size {cfg.hidden_size} must divide into "
                 f"num_attention_heads {cfg.num_attention_heads} (a multiple of kv heads {kv})"
             )
-        return dataclasses.replace(cfg, num_key_value_heads=kv)
+        return cfg
 
     @property
     def head_dim(self) -> int:
