@@ -1,7 +1,8 @@
 """SAM Audio Judge scores/s and PE-A-Frame span prediction time on this CPU, at the sizes of
 the release's config classes (SAMAudioJudgeConfig / PEAudioFrameConfig defaults: DACVAE
-64 / [2,8,10,12] / 1024 / 128, PE-AV transformers 1024 wide x 16 layers, ModernBERT-large
-28 layers read at layer 22), random weights.
+64 / [2,8,10,12] / 1024 / 128, PE-AV transformers 1024 wide x 16 layers) with
+perception_models' default text model (ModernBERT-large, 28 layers, read at layer 22),
+random weights.
 
 The reference is the same forward pass composed from transformers' modules (ModernBertModel,
 PeAudioEncoder's DAC encoder and transformer, torch projections: tests/judge_reference.py
@@ -27,13 +28,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python bench/<name>.py
 
 from bench.common import machine_facts, median_seconds  # noqa: E402
-from samaudio_jax.judge.config import FrameConfig, JudgeConfig  # noqa: E402
+from samaudio_jax.judge.config import (  # noqa: E402
+    PE_TEXT_MODEL,
+    FrameConfig,
+    JudgeConfig,
+    ModernBertConfig,
+)
 from samaudio_jax.judge.load import build_frame, build_judge  # noqa: E402
 from samaudio_jax.judge.processor import TextTokenizer  # noqa: E402
 from tests import judge_reference as R  # noqa: E402
 
 RATE = 48_000
 TEXT = "a dog barking in the distance while a car engine idles"
+CONFIG = JudgeConfig(text_model=ModernBertConfig(**PE_TEXT_MODEL))
 
 
 def _tokenizer():
@@ -53,7 +60,7 @@ def bench_jax(args) -> None:
     from samaudio_jax.judge.scorer import JudgeScorer
 
     start = time.perf_counter()
-    scorer = JudgeScorer.from_model(build_judge(JudgeConfig(), seed=0), _tokenizer(), args.batch)
+    scorer = JudgeScorer.from_model(build_judge(CONFIG, seed=0), _tokenizer(), args.batch)
     print(f"jax: built in {time.perf_counter() - start:.1f} s")
     mix, sep = _audio(args)
     texts = [TEXT] * args.batch
@@ -69,7 +76,7 @@ def bench_torch(args) -> None:
     import torch
     from transformers import ModernBertModel
 
-    cfg = JudgeConfig()
+    cfg = CONFIG
     text_cfg = R.hf_text_config()
     for k, v in dict(vocab_size=50368, hidden_size=1024, intermediate_size=2624,
                      num_hidden_layers=28, num_attention_heads=16, local_attention=128,

@@ -117,3 +117,15 @@ def test_bad_input_is_one_line(setup, capsys, tmp_path, case, fragments):
     assert lines[0].startswith("error: ")
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def test_separate_judge_options_name_a_bad_directory(setup, capsys, tmp_path):
+    root = setup
+    for flag in ("--judge", "--predict_spans"):
+        code = main(["separate", "--checkpoint", str(tmp_path / "unused"), "--input",
+                     str(root / "mix.wav"), "--description", "a dog", "--out", str(tmp_path / "o"),
+                     flag, str(tmp_path / "missing")])  # fmt: skip
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert "missing: no such directory" in lines[0], lines[0]

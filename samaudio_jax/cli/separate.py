@@ -282,6 +282,7 @@ def _judge_options(args) -> dict:
 
 def _run(args, overrides) -> int:
     jobs = collect_jobs(args)
+    judge_options = _judge_options(args)  # before the separator: a bad dir fails at once
 
     import jax
     from tqdm import tqdm
@@ -302,7 +303,7 @@ def _run(args, overrides) -> int:
         options["candidates"] = args.candidates
     if args.cache_dir is not None:
         options["cache_dir"] = args.cache_dir
-    options.update(_judge_options(args))
+    options.update(judge_options)
     rate = separator.codec.sample_rate
     out = as_path(args.out)
     key = jax.random.key(args.seed)

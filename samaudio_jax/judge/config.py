@@ -46,15 +46,30 @@ def _take(cls, data: dict | None, where: str, strict: bool = False, rename=None)
     return cls(**kwargs)
 
 
+# perception_models' default text model (ModernBERT-large, 28 layers): PEAudioFrameConfig
+# uses it when config.json gives no text_model.
+PE_TEXT_MODEL = {
+    "hidden_size": 1024,
+    "intermediate_size": 2624,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "global_attn_every_n_layers": 3,
+    "global_rope_theta": 160000.0,
+    "local_rope_theta": 10000.0,
+    "norm_eps": 1e-5,
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModernBertConfig:
-    """ModernBERT sizes (defaults: the release's ModernBERT-large text model)."""
+    """ModernBERT sizes. Defaults are transformers' ModernBertConfig defaults (what a
+    release config.json's missing fields fall back to); PE_TEXT_MODEL is ModernBERT-large."""
 
     vocab_size: int = 50368
-    hidden_size: int = 1024
-    intermediate_size: int = 2624
-    num_hidden_layers: int = 28
-    num_attention_heads: int = 16
+    hidden_size: int = 768
+    intermediate_size: int = 1152
+    num_hidden_layers: int = 22
+    num_attention_heads: int = 12
     norm_eps: float = 1e-5
     norm_bias: bool = False
     attention_bias: bool = False
@@ -149,15 +164,22 @@ class CodecEncoderConfig:
 
     @classmethod
     def from_dac(cls, data: dict | None, where: str = "dac_vae_encoder") -> CodecEncoderConfig:
-        """transformers' DacConfig names (PE-A-Frame): the encoder output width is
-        `codebook_size` there (its VAE bottleneck's input), as in perception_models."""
+        """transformers' DacConfig names (PE-A-Frame): the encoder's output width is
+        `hidden_size` and its VAE bottleneck's input `codebook_size` (perception_models);
+        both must agree."""
         d = dict(data or {})
+        width, bottleneck_in = d.get("hidden_size", 1024), d.get("codebook_size", 1024)
+        if width != bottleneck_in:
+            raise ValueError(
+                f"{where}: hidden_size {width} (encoder output) and codebook_size "
+                f"{bottleneck_in} (bottleneck input) must be equal"
+            )
         return _take(
             cls,
             {
                 "encoder_dim": d.get("encoder_hidden_size", 64),
                 "encoder_rates": d.get("downsampling_ratios", (2, 8, 10, 12)),
-                "latent_dim": d.get("codebook_size", 1024),
+                "latent_dim": width,
                 "codebook_dim": d.get("codebook_dim", 128),
                 "sample_rate": d.get("sampling_rate", 48_000),
             },
@@ -221,7 +243,7 @@ class FrameConfig:
 
     codec: CodecEncoderConfig = CodecEncoderConfig()
     audio_transformer: PeTransformerConfig = PeTransformerConfig()
-    text_model: ModernBertConfig = ModernBertConfig()
+    text_model: ModernBertConfig = ModernBertConfig(**PE_TEXT_MODEL)
     output_dim: int = 1024
     nth_text_layer: int | None = 22
 
@@ -230,7 +252,9 @@ class FrameConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected a JSON object")
         audio = data.get("audio_model") or {}
-        text = ModernBertConfig.from_dict(data.get("text_model"), f"{where}: text_model")
+        text = ModernBertConfig.from_dict(
+            data.get("text_model") or PE_TEXT_MODEL, f"{where}: text_model"
+        )
         nth = data.get("nth_text_layer", 22)
         _check_nth(nth, text, where)
         return cls(
@@ -252,6 +276,7 @@ class FrameConfig:
                 "dac_vae_encoder": {
                     "encoder_hidden_size": c.encoder_dim,
                     "downsampling_ratios": list(c.encoder_rates),
+                    "hidden_size": c.latent_dim,
                     "codebook_size": c.latent_dim,
                     "codebook_dim": c.codebook_dim,
                     "sampling_rate": c.sample_rate,
