@@ -131,3 +131,24 @@ def test_eval_saj_columns(judge_dir):
     dog = summary["per_category"]["dog"]
     assert np.isclose(dog["saj_recall_median"], np.median(want["recall"][:2]))
     assert f"{dog['saj_overall_median']:.3f}" in table.splitlines()[3]  # car, dog, overall
+
+
+def test_config_errors_name_the_field(tmp_path):
+    from samaudio_jax.judge.config import FrameConfig, JudgeConfig
+
+    good = R.judge_config_dict()
+    assert JudgeConfig.from_dict(good).to_dict()["nth_text_layer"] == R.NTH
+    with pytest.raises(ValueError, match="unknown Judge field.*'bogus'"):
+        JudgeConfig.from_dict({**good, "bogus": 1})
+    with pytest.raises(ValueError, match="nth_text_layer 9 must be in 0..4"):
+        JudgeConfig.from_dict({**good, "nth_text_layer": 9})
+    with pytest.raises(ValueError, match=r"audio_codec: unknown field\(s\) \['rate'\]"):
+        JudgeConfig.from_dict({**good, "audio_codec": {"rate": 1}})
+    with pytest.raises(ValueError, match="transformer.num_hidden_layers: bad value 'x'"):
+        JudgeConfig.from_dict({**good, "transformer": {"num_hidden_layers": "x"}})
+    bad_dac = R.frame_config_dict(1)
+    bad_dac["audio_model"]["dac_vae_encoder"]["codebook_size"] = 32
+    with pytest.raises(ValueError, match="hidden_size 16 .* codebook_size 32"):
+        FrameConfig.from_dict(bad_dac)
+    with pytest.raises(FileNotFoundError, match="config.json: missing"):
+        JudgeScorer.load(tmp_path)
