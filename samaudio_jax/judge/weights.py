@@ -43,6 +43,8 @@ def random_fill(module, seed: int = 0) -> None:
             arr = np.ones(shape)
         elif leaf == "weight_g":
             continue  # after its weight_v
+        elif leaf == "bias" or leaf.endswith("_bias"):
+            arr = 0.02 * rng.standard_normal(shape, dtype=np.float32)
         elif leaf in ("scale", "weight") or "norm" in name:
             arr = 1.0 + 0.05 * rng.standard_normal(shape)
         elif leaf in ("kernel", "weight_v") and len(shape) >= 2:
