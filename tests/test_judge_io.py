@@ -152,3 +152,20 @@ def test_config_errors_name_the_field(tmp_path):
         FrameConfig.from_dict(bad_dac)
     with pytest.raises(FileNotFoundError, match="config.json: missing"):
         JudgeScorer.load(tmp_path)
+
+
+def test_judge_audio_takes_separates_inputs(judge_dir, tmp_path):
+    import soundfile
+
+    from samaudio_jax.sample.judging import judge_audio
+
+    d, _ = judge_dir
+    scorer = JudgeScorer.load(d, max_batch=1)
+    rng = np.random.default_rng(6)
+    mix = (rng.standard_normal(48) * 0.3).astype(np.float32)
+    soundfile.write(tmp_path / "mix.wav", mix, RATE, subtype="FLOAT")
+    stereo_sep = np.stack([mix * 0.4, mix * 0.6])  # (channels, samples): averaged to mono
+    got = judge_audio(scorer, [str(tmp_path / "mix.wav"), (mix, RATE)],
+                      [stereo_sep, (mix * 0.5, RATE)], ["a dog barks", "a dog barks"])  # fmt: skip
+    want = scorer.score([mix, mix], [mix * 0.5, mix * 0.5], ["a dog barks"] * 2, RATE)
+    assert np.allclose(got["overall"], want["overall"], rtol=1e-5, atol=1e-6)

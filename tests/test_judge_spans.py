@@ -14,6 +14,7 @@ from samaudio_jax.judge.config import FrameConfig
 from samaudio_jax.judge.frame import spans_from_logits
 from samaudio_jax.judge.load import build_frame, write_frame_dir
 from samaudio_jax.judge.span_predictor import SpanPredictor
+from samaudio_jax.sample.judging import predict_spans
 from samaudio_jax.sample.span_prediction import fill_spans
 from tests import judge_reference as R
 
@@ -87,7 +88,7 @@ def test_predicted_span_covers_the_target_interval(fitted_dir):
     mix = clip(rng, start, end)
     # given at twice the rate: resampled to the model's before encoding
     up = np.repeat(mix, 2)
-    (spans,) = predictor.predict([up], ["a tone"], 2 * RATE)
+    (spans,) = predict_spans(predictor, [(up, 2 * RATE)], ["a tone"])  # separate()'s inputs
     assert spans and all(sign == "+" for sign, _, _ in spans)
     assert iou(spans, start, end) >= 0.8, spans
     filled = fill_spans(

@@ -89,7 +89,7 @@ def run(args, overrides) -> int:
         from samaudio_jax.sample.audio_io import load_audio
 
         scorer = JudgeScorer.load(args.checkpoint, max_batch=args.max_batch)
-        rate = scorer.sample_rate
+        rate = scorer.sample_rate  # read here to name each row in an error
         mixes = [load_audio(r["mixture"], rate, f"{r['name']}: mixture") for r in rows]
         seps = [load_audio(r["separated"], rate, f"{r['name']}: separated") for r in rows]
         scores = scorer.score(mixes, seps, [r["description"] for r in rows], rate)
