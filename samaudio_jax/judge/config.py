@@ -186,6 +186,17 @@ class CodecEncoderConfig:
             where,
         )
 
+    def to_dac(self) -> dict:
+        """transformers' DacConfig names (the inverse of from_dac)."""
+        return {
+            "encoder_hidden_size": self.encoder_dim,
+            "downsampling_ratios": list(self.encoder_rates),
+            "hidden_size": self.latent_dim,
+            "codebook_size": self.latent_dim,
+            "codebook_dim": self.codebook_dim,
+            "sampling_rate": self.sample_rate,
+        }
+
     @property
     def hop_length(self) -> int:
         return math.prod(self.encoder_rates)
@@ -206,21 +217,35 @@ class JudgeConfig:
     nth_text_layer: int | None = 22
     bottleneck_dim: int = 256
     mask_padding: bool = False
+    codec_layout: str = "dacvae"  # "dac" when config.json names the codec "dac_vae_encoder"
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config.json") -> JudgeConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected a JSON object")
-        known = {"audio_codec", "transformer", "text_model", "finetune_transformer",
-                 "nth_text_layer", "bottleneck_dim", "mask_padding"}  # fmt: skip
+        known = {"audio_codec", "dac_vae_encoder", "transformer", "text_model",
+                 "finetune_transformer", "nth_text_layer", "bottleneck_dim", "mask_padding"}  # fmt: skip
         extra = sorted(set(data) - known - {"model_type", "architectures", "transformers_version"})
         if extra:
             raise ValueError(f"{where}: unknown Judge field(s) {extra}")
         text = ModernBertConfig.from_dict(data.get("text_model"), f"{where}: text_model")
         nth = data.get("nth_text_layer", 22)
         _check_nth(nth, text, where)
+        if "dac_vae_encoder" in data:
+            if "audio_codec" in data:
+                raise ValueError(f"{where}: give audio_codec or dac_vae_encoder, not both")
+            codec = CodecEncoderConfig.from_dac(
+                data["dac_vae_encoder"], f"{where}: dac_vae_encoder"
+            )
+            layout = "dac"
+        else:
+            codec = CodecEncoderConfig.from_release(
+                data.get("audio_codec"), f"{where}: audio_codec"
+            )
+            layout = "dacvae"
         return cls(
-            audio_codec=CodecEncoderConfig.from_release(data.get("audio_codec"), f"{where}: audio_codec"),
+            audio_codec=codec,
+            codec_layout=layout,
             transformer=PeTransformerConfig.from_dict(data.get("transformer"), f"{where}: transformer"),
             text_model=text,
             finetune_transformer=PeTransformerConfig.from_dict(
@@ -234,6 +259,9 @@ class JudgeConfig:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["audio_codec"]["encoder_rates"] = list(self.audio_codec.encoder_rates)
+        if out.pop("codec_layout") == "dac":
+            out["dac_vae_encoder"] = self.audio_codec.to_dac()
+            del out["audio_codec"]
         return out
 
 
@@ -270,17 +298,9 @@ class FrameConfig:
         )
 
     def to_dict(self) -> dict:
-        c = self.codec
         return {
             "audio_model": {
-                "dac_vae_encoder": {
-                    "encoder_hidden_size": c.encoder_dim,
-                    "downsampling_ratios": list(c.encoder_rates),
-                    "hidden_size": c.latent_dim,
-                    "codebook_size": c.latent_dim,
-                    "codebook_dim": c.codebook_dim,
-                    "sampling_rate": c.sample_rate,
-                },
+                "dac_vae_encoder": self.codec.to_dac(),
                 "audio_transformer": dataclasses.asdict(self.audio_transformer),
             },
             "text_model": dataclasses.asdict(self.text_model),

@@ -54,7 +54,12 @@ def build_frame(cfg: FrameConfig, seed: int = 0) -> FrameModel:
 
 
 def import_judge_state(model: JudgeModel, state: dict, source: str = "state dict") -> None:
-    import_state(model, state, judge_rules(model), source)
+    if model.cfg.codec_layout == "dac":
+        gains = [n for n in variables(model) if n.endswith(".weight_g")]
+        import_state(model, state, judge_rules(model), source, derived=gains)
+        _plain_gains(model.audio_codec)
+    else:
+        import_state(model, state, judge_rules(model), source)
 
 
 def export_judge_state(model: JudgeModel) -> dict:
@@ -65,8 +70,12 @@ def import_frame_state(model: FrameModel, state: dict, source: str = "state dict
     rules = frame_rules(model)
     gains = [n for n in variables(model) if n.endswith(".weight_g")]
     import_state(model, state, rules, source, derived=gains)
-    # The release's DAC convolutions are plain: ours keep v = w, so g is ||w||.
-    for _, mod in nnx.iter_modules(model.audio_codec):
+    _plain_gains(model.audio_codec)
+
+
+def _plain_gains(codec) -> None:
+    """Plain (not weight-normed) DAC convolutions are held as v = w: g is then ||w||."""
+    for _, mod in nnx.iter_modules(codec):
         if hasattr(mod, "weight_g"):
             v = mod.weight_v[...].astype(jnp.float32)
             g = jnp.sqrt(jnp.sum(v * v, axis=tuple(range(1, v.ndim)), keepdims=True))

@@ -11,7 +11,9 @@ Release layouts (torch state dicts):
              logit_bias
 Linear weights [out, in] become kernels [in, out]; Conv1d [out, in, k] become [k, in, out];
 the DACVAE encoder keeps torch layouts (codec.py). The frame model's plain DAC convolutions
-are stored weight-normed here (v = w, g = ||w||): `plain_conv_rules` says which keys those are.
+are stored weight-normed here (v = w, g = ||w||): `plain_codec_rules` names them. A Judge
+whose config.json has "dac_vae_encoder" (the layout users of the published Judge report,
+sam-audio issues #46 / #87) keeps its codec that way too, under `dac_vae_encoder.`.
 """
 
 from __future__ import annotations
@@ -76,9 +78,12 @@ def judge_rules(model) -> list[KeyRule]:
     """Every weight of a JudgeModel under the release's names."""
     cfg = model.cfg
     codec = model.audio_codec
-    r = encoder_rules(codec.encoder, "audio_codec.encoder", "audio_codec.encoder")
-    r += _conv("audio_codec.quantizer.in_proj", "audio_codec.in_proj", codec.in_proj)
-    r += _conv("audio_codec.quantizer.out_proj", "audio_codec.out_proj", codec.out_proj)
+    if cfg.codec_layout == "dac":  # config.json's "dac_vae_encoder": plain DAC convolutions
+        r = plain_codec_rules(codec, "dac_vae_encoder")
+    else:
+        r = encoder_rules(codec.encoder, "audio_codec.encoder", "audio_codec.encoder")
+        r += _conv("audio_codec.quantizer.in_proj", "audio_codec.in_proj", codec.in_proj)
+        r += _conv("audio_codec.quantizer.out_proj", "audio_codec.out_proj", codec.out_proj)
     r += linear("data_proj", "data_proj")
     r += pe_transformer_rules(cfg.transformer, "transformer.", "transformer.")
     r += pe_transformer_rules(
@@ -121,17 +126,22 @@ def _plain_encoder_rules(enc, release: str, ours: str) -> list[KeyRule]:
     return r + conv(f"{release}.conv2", f"{ours}.proj")
 
 
+def plain_codec_rules(codec, release: str) -> list[KeyRule]:
+    """perception_models' DacEncoderVAE under `release`: `.encoder.*` (transformers'
+    DacEncoder names) and `.bottleneck.{in,out}_proj`, onto a CodecEncoder at `audio_codec`."""
+    r = _plain_encoder_rules(codec.encoder, f"{release}.encoder", "audio_codec.encoder")
+    for n in ("in_proj", "out_proj"):
+        r += [
+            KeyRule(f"{release}.bottleneck.{n}.weight", f"audio_codec.{n}.weight_v"),
+            KeyRule(f"{release}.bottleneck.{n}.bias", f"audio_codec.{n}.bias"),
+        ]
+    return r
+
+
 def frame_rules(model) -> list[KeyRule]:
     """Every weight of a FrameModel under the release's (perception_models) names."""
     cfg = model.cfg
-    codec = model.audio_codec
-    d = "audio_model.dac_vae_encoder"
-    r = _plain_encoder_rules(codec.encoder, f"{d}.encoder", "audio_codec.encoder")
-    for n in ("in_proj", "out_proj"):
-        r += [
-            KeyRule(f"{d}.bottleneck.{n}.weight", f"audio_codec.{n}.weight_v"),
-            KeyRule(f"{d}.bottleneck.{n}.bias", f"audio_codec.{n}.bias"),
-        ]
+    r = plain_codec_rules(model.audio_codec, "audio_model.dac_vae_encoder")
     r += linear("audio_model.data_proj", "data_proj")
     r += pe_transformer_rules(
         cfg.audio_transformer, "audio_model.audio_transformer.", "transformer."
