@@ -80,4 +80,6 @@ def spans_from_logits(
     active = np.concatenate([[False], probs > threshold, [False]])
     edges = np.flatnonzero(np.diff(active.astype(np.int8)))
     seconds = hop_length / sample_rate
-    return [(float(s * seconds), float(e * seconds)) for s, e in zip(edges[::2], edges[1::2])]
+    # rounded to the microsecond: 35 * 0.01 prints as 0.35, not 0.35000000000000003
+    return [(round(float(s * seconds), 6), round(float(e * seconds), 6))
+            for s, e in zip(edges[::2], edges[1::2])]  # fmt: skip
