@@ -208,7 +208,7 @@ class JudgeConfig:
     transformers under a keyword they ignore (and its codec sees the zero padding), so only
     the final mean is masked and padding changes a padded example's scores. False (default)
     reproduces that; True masks the codec's convolutions, the patch embedder and attention
-    too, so a padded example scores as it would alone."""
+    too, so a padded example's scores do not depend on its padding."""
 
     audio_codec: CodecEncoderConfig = CodecEncoderConfig()
     transformer: PeTransformerConfig = PeTransformerConfig()
