@@ -61,6 +61,7 @@ def main(argv=None) -> int:
                 max_batch=16,
                 solver=solver,
                 steps=int(steps),
+                mixture_consistency="none",  # the modes below start from the raw estimates
             )
             tgt.extend(r.target)
             res.extend(r.residual)
