@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--config", default=str(REPO / "configs/demo_real.py"))
     p.add_argument("--curve_every", type=int, default=250)
     p.add_argument("--eval_mixtures", type=int, default=100)
+    p.add_argument("--data", default="", help="train/ and test/ shards already made (skips shards)")
     args, overrides = p.parse_known_args(argv)
 
     from samaudio_jax.cli.config_loader import load_config
@@ -61,11 +62,12 @@ def main(argv=None) -> int:
         config,
         work,
         eval_mixtures=args.eval_mixtures,
-        manifests=(str(corpus / "train.jsonl"), str(corpus / "test.jsonl")),
+        manifests=None if args.data else (str(corpus / "train.jsonl"), str(corpus / "test.jsonl")),
+        data_dir=args.data or None,
     )
     job_s = time.time() - t0
     steps = sorted(int(d.name) for d in (work / "checkpoints").iterdir() if d.name.isdigit())
-    mixtures = ev.heldout_mixtures(work / "data", config.data, args.eval_mixtures)
+    mixtures = ev.heldout_mixtures(args.data or work / "data", config.data, args.eval_mixtures)
     rows = []
     for step in steps:
         separator = load_source(work, step=step)

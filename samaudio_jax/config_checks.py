@@ -112,6 +112,12 @@ def validate_sample_fields(sample) -> None:
     for name in ("steps", "candidates", "max_batch"):
         _at_least(sample, name, where, 1)
     _at_least(sample, "overlap_seconds", where, 0, integer=False)
+    consistency = sample.get("mixture_consistency", "none")
+    if consistency not in ("none", "project", "ratio", "wiener"):  # = sample/consistency.MODES
+        raise ConfigError(
+            "config.sample.mixture_consistency: expected one of none, project, ratio, wiener, "
+            f"got {consistency!r}"
+        )
     if sample.get("chunk_seconds") is None:  # never chunked
         return
     _positive(sample, "chunk_seconds", where)

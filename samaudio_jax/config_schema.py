@@ -221,6 +221,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.sample.overlap_seconds = 2.0
     c.sample.max_batch = 8  # inputs (or chunks) per jitted call
     c.sample.compilation_cache_dir = ""  # "" = ~/.cache/samaudio_jax/xla; "none" = off
+    # After decoding, make target + residual == mixture (sample/consistency.py): none |
+    # project (split the mismatch) | ratio / wiener (mask the mixture by |t|^p / (|t|^p + |r|^p)).
+    c.sample.mixture_consistency = "none"
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # -1 = fill with the remaining devices

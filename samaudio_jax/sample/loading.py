@@ -68,7 +68,8 @@ class Separator(Bundle):
         **kw,
     ):
         """`sample.separate` with the config's sampling defaults (solver, steps, candidates,
-        chunking, prediction); keyword arguments override them.
+        chunking, prediction, mixture_consistency: sample/consistency.py); keyword arguments
+        override them.
 
         Visual prompts: `video_features` ((Dv, T_i) per input, None = no video), or `videos`
         (paths or vision.video.Video, None per input = no video) with optional `masks`
@@ -96,8 +97,23 @@ class Separator(Bundle):
         cache = s.get("compilation_cache_dir", "")
         if cache:
             options["cache_dir"] = None if cache == "none" else cache
+        consistency = kw.pop("mixture_consistency", s.get("mixture_consistency", "none"))
         options.update(kw)
         key = jax.random.key(self.config.seed) if key is None else key
+        if consistency != "none":  # sample/consistency.py: needs the mixture waveforms
+            from samaudio_jax.sample import audio_io
+            from samaudio_jax.sample import consistency as mc
+
+            mc.check_mode(consistency, "mixture_consistency")
+            rate = self.codec.sample_rate
+            audios = [
+                audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)
+            ]
+            result = separate(
+                self.model, self.codec, self.text_encoder, audios, descriptions, spans,
+                video_features, key=key, **options,
+            )  # fmt: skip
+            return mc.apply_to_result(result, audios, consistency, self.codec)
         return separate(
             self.model,
             self.codec,
