@@ -47,6 +47,10 @@ COMMANDS = {
         "synthesise, train, evaluate, separate and export the demo (resumes from --workdir)",
     ),
     "eval": ("samaudio_jax.cli.eval", "SI-SDR / SI-SDRi / SDR on held-out mixtures"),
+    "nfe-sweep": (
+        "samaudio_jax.cli.nfe_sweep",
+        "held-out SI-SDRi and time against network evaluations, per solver and time grid",
+    ),
     "export": ("samaudio_jax.cli.export", "a training workdir -> the release's checkpoint layout"),
     "import": ("samaudio_jax.cli.import_release", "a release-layout dir -> an Orbax workdir"),
 }
