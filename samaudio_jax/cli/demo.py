@@ -44,7 +44,7 @@ def _check_args(args) -> str | None:
         return "--manifest and --test_manifest: give both (training and held-out files)"
     if args.manifest and args.data:
         return "--data: give either --data or --manifest/--test_manifest, not both"
-    if args.distill < 0 or args.distill_train_steps < 1:
+    if getattr(args, "distill", 0) < 0 or getattr(args, "distill_train_steps", 1) < 1:
         return "--distill / --distill_train_steps: expected >= 0 / >= 1"
     return None
 
@@ -73,8 +73,8 @@ def run(args, overrides) -> int:
             eval_mixtures=args.eval_mixtures,
             manifests=(args.manifest, args.test_manifest) if args.manifest else None,
             data_dir=args.data or None,
-            distill_student_steps=args.distill,
-            distill_train_steps=args.distill_train_steps,
+            distill_student_steps=getattr(args, "distill", 0),
+            distill_train_steps=getattr(args, "distill_train_steps", 300),
         )
     except (TrainingDivergedError, ConfigMismatchError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
