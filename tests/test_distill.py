@@ -32,6 +32,7 @@ def _median_si_sdri(separator, mixtures, **kw) -> float:
     return float(np.median(per_item["si_sdri"]))
 
 
+@pytest.mark.slow
 def test_student_loss_falls_and_beats_the_teacher_at_its_step_count(tmp_path_factory, tmp_path):
     data, teacher_dir = trained_teacher(tmp_path_factory)
     config = demo_config(
@@ -82,6 +83,7 @@ def test_distill_config_errors_name_the_field(extra, match):
 RUN = ["--config.train.steps=8", "--config.train.checkpoint_every=2"]
 
 
+@pytest.mark.slow
 def test_distillation_resumes_after_sigkill_to_the_uninterrupted_losses(tmp_path):
     # A tiny teacher (fresh weights, exported in the release layout) for the tiny config.
     save(build_separator(tiny_config(), seed=3), tmp_path / "teacher")

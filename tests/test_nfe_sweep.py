@@ -28,6 +28,7 @@ def teacher(tmp_path_factory):
     return trained_teacher(tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_sweep_rows_outputs_and_equal_to_separate(tmp_path, teacher):
     data, work = teacher
     out = tmp_path / "sweep"
