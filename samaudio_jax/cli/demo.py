@@ -29,11 +29,11 @@ def add_arguments(parser) -> None:
         type=int,
         default=0,
         metavar="S",
-        help="also distill a student that separates in S network evaluations (0: off; "
-        "adds ~--distill_train_steps x 0.5-1 s on two free cores)",
+        help="also distill a student that separates in S network evaluations: 1, 2 or 4 "
+        "(0: off; docs/distillation.md)",
     )
     parser.add_argument(
-        "--distill_train_steps", type=int, default=300, help="the student's training steps"
+        "--distill_train_steps", type=int, default=200, help="the student's training steps"
     )
 
 
@@ -74,7 +74,7 @@ def run(args, overrides) -> int:
             manifests=(args.manifest, args.test_manifest) if args.manifest else None,
             data_dir=args.data or None,
             distill_student_steps=getattr(args, "distill", 0),
-            distill_train_steps=getattr(args, "distill_train_steps", 300),
+            distill_train_steps=getattr(args, "distill_train_steps", 200),
         )
     except (TrainingDivergedError, ConfigMismatchError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
