@@ -212,10 +212,22 @@ def default_config() -> ml_collections.ConfigDict:
     # trainable=("flow/transformer/layers/(20|21)/.*",).
     c.train.trainable = ()
     c.train.freeze = ()
+    # Few-step distillation (train/distill.py, docs/distillation.md): student_steps > 0 trains
+    # a student that samples with that many Euler steps to land where `teacher` (a workdir,
+    # export or release dir; also the student's starting weights) lands with
+    # teacher_solver x teacher_steps (over [0, 1]; split evenly between the student's steps).
+    c.train.distill = ml_collections.ConfigDict()
+    c.train.distill.teacher = ""
+    c.train.distill.student_steps = 0  # 0 = off (ordinary flow-matching training)
+    c.train.distill.teacher_solver = "midpoint"
+    c.train.distill.teacher_steps = 8
 
     c.sample = ml_collections.ConfigDict()
     c.sample.solver = "midpoint"
     c.sample.steps = 16
+    c.sample.schedule = (
+        "uniform"  # time grid of the steps: uniform | late | early (solvers.time_grid)
+    )
     c.sample.candidates = 1
     c.sample.chunk_seconds = 30.0
     c.sample.overlap_seconds = 2.0

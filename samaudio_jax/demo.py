@@ -14,6 +14,10 @@ Stages (each skipped when its output is already complete, so a second run resume
   separate   DIR/separation/{mixture,target,residual}.wav, spectrograms.png
   export     DIR/export                       release-layout checkpoint (docs/export_layout.md)
   check      re-import DIR/export; the model's outputs must be identical
+  distill    DIR/student (optional, `--distill S`): a student distilled from DIR/export that
+             separates in S network evaluations (train/distill.py), scored on the same
+             held-out mixtures as eval (DIR/student_eval.json) next to the teacher at S,
+             exported to DIR/student/export
 Stage results are kept in DIR/demo_state.json; the summary table is printed at the end.
 """
 
@@ -207,6 +211,89 @@ def stage_export(config, work, state, separator, step, say) -> None:
     say(f"export: {out} (re-imported: identical outputs)")
 
 
+DISTILL_OVERRIDES = dict(  # the best measured row on the demo model: docs/distillation.md
+    learning_rate=2e-4, warmup_steps=10, teacher_solver="euler", teacher_steps=4
+)
+
+
+def student_config(config, work: Path, student_steps: int, train_steps: int):
+    """The demo's config turned into a distillation run from WORKDIR/export."""
+    config = config.copy_and_resolve_references()
+    t = config.train
+    t.steps = int(train_steps)
+    t.learning_rate = DISTILL_OVERRIDES["learning_rate"]
+    t.warmup_steps = min(DISTILL_OVERRIDES["warmup_steps"], int(train_steps) // 10)
+    t.log_every = max(1, min(int(t.log_every), int(train_steps) // 4 or 1))
+    t.checkpoint_every = max(1, int(train_steps) // 3)
+    t.eval_every = 0
+    t.distill.teacher = str(work / "export")
+    t.distill.student_steps = int(student_steps)
+    t.distill.teacher_solver = DISTILL_OVERRIDES["teacher_solver"]
+    t.distill.teacher_steps = DISTILL_OVERRIDES["teacher_steps"]
+    return config
+
+
+def stage_distill(config, work, state, teacher, num, student_steps, train_steps, say) -> None:
+    """Trains (or resumes) the student, scores it and the teacher at its step count on the
+    eval mixtures, exports it."""
+    from samaudio_jax.checkpoint.workdir import latest_step
+    from samaudio_jax.eval import evaluate as ev
+    from samaudio_jax.sample.loading import load, save
+    from samaudio_jax.train.loop import train
+
+    out = work / "student"
+    done = state.get("distill", {})
+    wanted = {"student_steps": student_steps, "train_steps": train_steps, "num": num}
+    if (out / "export" / "config.json").is_file() and all(
+        done.get(k) == v for k, v in wanted.items()
+    ):
+        say(f"distill: {out / 'export'} already holds the {student_steps}-step student")
+        return
+    cfg = student_config(config, work, student_steps, train_steps)
+    if (latest_step(out) or 0) < train_steps:
+        t0 = time.perf_counter()
+        result = train(cfg, str(out), print_fn=say)
+        if result.preempted:
+            raise SystemExit("demo: distillation was interrupted; run the same command to resume")
+        done["wall_s"] = done.get("wall_s", 0.0) + time.perf_counter() - t0
+        if result.losses:
+            done["first_loss"] = done.get("first_loss", result.losses[min(result.losses)])
+            done["last_loss"] = result.losses[max(result.losses)]
+    student = load(out)
+    mixtures = ev.heldout_mixtures(config.data.dir, config.data, num)
+    crop = ev.crop_policy(config.data)
+    ours = ev.evaluate(student, mixtures, crop=crop)  # euler x student_steps (its config)
+    ev.write_json(work / "student_eval.json", ours)
+    theirs = ev.evaluate(_Fixed(teacher, "euler", student_steps), mixtures, crop=crop)
+    save(student, out / "export")
+    done.update(wanted)
+    done.update(
+        student_si_sdri_median=ours["overall"]["si_sdri_median"],
+        student_si_sdri_mean=ours["overall"]["si_sdri_mean"],
+        teacher_same_nfe_si_sdri_median=theirs["overall"]["si_sdri_median"],
+        export=str(out / "export"),
+    )
+    state["distill"] = done
+    say(
+        f"distill: student (euler x {student_steps}) median SI-SDRi "
+        f"{done['student_si_sdri_median']:.2f} dB vs the teacher at the same "
+        f"{student_steps} evaluation(s) {done['teacher_same_nfe_si_sdri_median']:.2f} dB "
+        f"-> {out / 'export'}"
+    )
+
+
+class _Fixed:
+    """A separator whose sampling is fixed to `solver` x `steps` (the teacher at the
+    student's step count)."""
+
+    def __init__(self, separator, solver, steps):
+        self.separator, self.solver, self.steps = separator, solver, steps
+        self.codec = separator.codec
+
+    def separate(self, *args, **kw):
+        return self.separator.separate(*args, solver=self.solver, steps=self.steps, **kw)
+
+
 def summary_table(work: Path, state: dict) -> str:
     tr, ev = state.get("train", {}), state.get("eval", {})
     rows = [
@@ -224,6 +311,19 @@ def summary_table(work: Path, state: dict) -> str:
         ("separation", work / "separation"),
         ("export", work / "export"),
     ]
+    if "distill" in state:
+        d = state["distill"]
+        rows += [
+            (
+                f"student ({d['student_steps']} NFE) SI-SDRi median dB",
+                f"{d['student_si_sdri_median']:.2f}",
+            ),
+            (
+                f"teacher at {d['student_steps']} NFE median dB",
+                f"{d['teacher_same_nfe_si_sdri_median']:.2f}",
+            ),
+            ("student export", d["export"]),
+        ]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -240,11 +340,15 @@ def run_demo(
     print_fn=_print_flush,
     manifests: tuple[str, str] | None = None,
     data_dir=None,
+    distill_student_steps: int = 0,
+    distill_train_steps: int = 200,
 ) -> dict:
     """Runs (or resumes) every stage; returns the demo state dict. print_fn(line).
 
     Data: the synthesiser's corpus, or `manifests` (train, test) sharded into
-    WORKDIR/data, or `data_dir` holding train/ and test/ shards already."""
+    WORKDIR/data, or `data_dir` holding train/ and test/ shards already. With
+    `distill_student_steps` > 0 a student is distilled (stage_distill) for
+    `distill_train_steps` steps."""
     from samaudio_jax.sample.loading import load
 
     def say(*args, **_):
@@ -271,6 +375,12 @@ def run_demo(
         lambda: stage_export(config, work, state, separator, step, say),
     ):
         stage()
+        _save_state(work, state)
+    if distill_student_steps:
+        stage_distill(
+            config, work, state, separator, eval_mixtures, int(distill_student_steps),
+            int(distill_train_steps), say,
+        )  # fmt: skip
         _save_state(work, state)
     say(summary_table(work, state))
     return state

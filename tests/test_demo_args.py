@@ -33,6 +33,7 @@ def _args(tmp_path, **kw):
         ),
         ({"data": "NOWHERE"}, 1, "needs complete train/ and test/ shards"),
         ({"manifest": "NOWHERE/a.jsonl", "test_manifest": "b.jsonl"}, 1, "no such file"),
+        ({"distill": -1}, 2, "--distill / --distill_train_steps"),
     ],
 )
 def test_demo_argument_errors_are_one_line(tmp_path, capsys, kw, code, message):

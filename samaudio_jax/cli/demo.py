@@ -24,6 +24,17 @@ def add_arguments(parser) -> None:
         "--test_manifest", default="", help="held-out files (other recordings than --manifest)"
     )
     parser.add_argument("--data", default="", help="shards already made: DIR/train, DIR/test")
+    parser.add_argument(
+        "--distill",
+        type=int,
+        default=0,
+        metavar="S",
+        help="also distill a student that separates in S network evaluations: 1, 2 or 4 "
+        "(0: off; docs/distillation.md)",
+    )
+    parser.add_argument(
+        "--distill_train_steps", type=int, default=200, help="the student's training steps"
+    )
 
 
 def _check_args(args) -> str | None:
@@ -33,6 +44,8 @@ def _check_args(args) -> str | None:
         return "--manifest and --test_manifest: give both (training and held-out files)"
     if args.manifest and args.data:
         return "--data: give either --data or --manifest/--test_manifest, not both"
+    if getattr(args, "distill", 0) < 0 or getattr(args, "distill_train_steps", 1) < 1:
+        return "--distill / --distill_train_steps: expected >= 0 / >= 1"
     return None
 
 
@@ -60,6 +73,8 @@ def run(args, overrides) -> int:
             eval_mixtures=args.eval_mixtures,
             manifests=(args.manifest, args.test_manifest) if args.manifest else None,
             data_dir=args.data or None,
+            distill_student_steps=getattr(args, "distill", 0),
+            distill_train_steps=getattr(args, "distill_train_steps", 200),
         )
     except (TrainingDivergedError, ConfigMismatchError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)

@@ -51,6 +51,10 @@ COMMANDS = {
         "samaudio_jax.cli.judge",
         "SAM Audio Judge scores of separated audio against its mixture and description",
     ),
+    "nfe-sweep": (
+        "samaudio_jax.cli.nfe_sweep",
+        "held-out SI-SDRi and time against network evaluations, per solver and time grid",
+    ),
     "export": ("samaudio_jax.cli.export", "a training workdir -> the release's checkpoint layout"),
     "import": ("samaudio_jax.cli.import_release", "a release-layout dir -> an Orbax workdir"),
 }

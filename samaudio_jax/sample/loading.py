@@ -87,6 +87,7 @@ class Separator(Bundle):
         options = dict(
             solver=s.solver,
             steps=s.steps,
+            schedule=s.get("schedule", "uniform"),
             candidates=s.candidates,
             chunk_seconds=s.chunk_seconds,
             overlap_seconds=s.overlap_seconds,

@@ -281,6 +281,7 @@ def separate(
     solver: str = "midpoint",
     steps: int | None = 16,
     step_size: float | None = None,
+    schedule: str = "uniform",  # solvers.time_grid's spacing of the `steps` grid
     key: jax.Array,
     candidates: int = 1,
     ranker: rankers.Ranker | None = None,
@@ -319,7 +320,7 @@ def separate(
         if step_size is not None:
             grid = solvers.step_size_grid(step_size)
         elif steps is not None:
-            grid = solvers.uniform_grid(steps)
+            grid = solvers.time_grid(steps, schedule)
         else:
             raise ValueError(f"solver {solver!r} needs `steps` or `step_size`")
     else:

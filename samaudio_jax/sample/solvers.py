@@ -44,6 +44,27 @@ def uniform_grid(steps: int, t0: float = 0.0, t1: float = 1.0) -> np.ndarray:
     return np.linspace(t0, t1, int(steps) + 1, dtype=np.float64).astype(np.float32)
 
 
+SCHEDULES = ("uniform", "late", "early")
+
+
+def time_grid(
+    steps: int, schedule: str = "uniform", t0: float = 0.0, t1: float = 1.0
+) -> np.ndarray:
+    """`steps` steps from t0 to t1 (float32, steps + 1 points) spaced by `schedule`:
+    "uniform" equal steps; "late" u -> 1 - (1 - u)^2, steps shrinking towards t1 (the data
+    end, where a clean-predicting network's velocity (x1_hat - x_t) / (1 - t) changes
+    fastest); "early" u -> u^2, steps shrinking towards t0 (the noise end)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule: unknown {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if schedule == "uniform":
+        return uniform_grid(steps, t0, t1)
+    u = uniform_grid(steps).astype(np.float64)
+    u = 1.0 - (1.0 - u) ** 2 if schedule == "late" else u**2
+    grid = (t0 + (t1 - t0) * u).astype(np.float32)
+    grid[0], grid[-1] = np.float32(t0), np.float32(t1)
+    return grid
+
+
 def _euler_step(field, t0, dt, t1, y, args):
     return dt * field(t0, y, args)
 
@@ -113,6 +134,14 @@ _STEPS = {
     "heun": _heun_step,
     "rk4": _rk4_step,
 }
+
+
+def step_rule(name: str):
+    """The fixed-step rule `(field, t0, dt, t1, y, args) -> increment` of a solver; t0, dt
+    and t1 may be arrays broadcasting against y (per-example times)."""
+    if name not in _STEPS:
+        raise ValueError(f"unknown fixed-step solver {name!r}; choose one of {', '.join(_STEPS)}")
+    return _STEPS[name]
 
 
 def integrate_fixed(name: str, field, y0, grid, args=()):

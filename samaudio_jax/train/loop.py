@@ -38,11 +38,11 @@ import numpy as np
 from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
 from samaudio_jax.checkpoint.orbax_io import TrainCheckpointer
 from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
+from samaudio_jax.train import distill, validation
 from samaudio_jax.train import init_from as init_from_lib
 from samaudio_jax.train import metrics as metrics_lib
 from samaudio_jax.train import state as state_lib
 from samaudio_jax.train import step as step_lib
-from samaudio_jax.train import validation
 from samaudio_jax.train.latent_scale import resolve_latent_scale
 
 log = logging.getLogger("samaudio_jax.train")
@@ -281,6 +281,10 @@ def _train_locked(
     # codec.latent_scale='auto': measured on the training split, kept beside the checkpoints.
     config = resolve_latent_scale(config, workdir, print_fn)
     mesh = make_mesh(config.mesh, devices)
+    distilling = distill.enabled(config)
+    if distilling:  # the student samples euler x student_steps and starts as the teacher
+        config = distill.student_config(config)
+        init_from = init_from or str(config.train.distill.teacher)
     config = init_from_lib.prepare(config, workdir, init_from, mesh=mesh)
     batch = int(config.train.global_batch_size)
     if batch % batch_axis_size(mesh):
@@ -307,6 +311,8 @@ def _train_locked(
                 flush=True,
             )
     setup = state_lib.build_setup(config, mesh, factories)
+    if distilling:
+        setup = distill.with_teacher(setup)
     if table is not None:
         setup = inputs_lib.with_text_table(setup, table)
     source = make_batch_source(config, setup, batch_source)
@@ -327,6 +333,8 @@ def _train_locked(
         else:
             state = state_lib.init_state(setup)
         frozen = state_lib.init_frozen(setup)
+        if distilling:
+            frozen = distill.load_teacher(setup, frozen, print_fn)
         step = int(_scalar(state["step"]))
         stop.start(step)
         total = int(config.train.steps)

@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from samaudio_jax.data.spans import span_array_to_anchors
 from samaudio_jax.parallel import rules as rules_lib
 from samaudio_jax.parallel.constraints import activation_sharding
-from samaudio_jax.train import freeze, objective
+from samaudio_jax.train import distill, freeze, objective
 from samaudio_jax.train.optimizer import ema_update, learning_rate_schedule
 from samaudio_jax.train.state import TrainSetup
 
@@ -102,6 +102,10 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
     prediction = model_cfg.prediction
     objective.regression_target(0.0, 0.0, sigma_min, prediction)  # validates the name
     no_dropout = model_cfg.dropout <= 0 if deterministic is None else bool(deterministic)
+    # Few-step distillation (train/distill.py) replaces the training draw's times and the
+    # target; a given `randomness` (held-out evaluation) keeps the flow-matching loss.
+    distilling = distill.enabled(config) and randomness is None
+    student_steps = int(train_cfg.distill.student_steps) if distilling else 0
 
     def encode_audio(frozen, mb):
         if check_batch_keys(mb) == "latent":
@@ -134,9 +138,13 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
         valid = valid_frames(mb, batch, frames)
         draw = randomness or (lambda k, f, c: _example_randomness(k, f, c, train_cfg))
         t, x0, drops = jax.vmap(lambda k: draw(k, frames, x1.shape[-1]))(example_keys)
+        if distilling:
+            t, t_end = jax.vmap(
+                lambda k: distill.interval_times(jax.random.fold_in(k, 1), student_steps)
+            )(example_keys)
         x_t, _ = objective.interpolate(x0, x1, t, sigma_min)
 
-        text_features = text_mask = None
+        text_features = text_mask = teacher_text = None
         if "text_features" in mb:  # from a text table: T5 ran once, ahead of training
             if setup.empty_text is None:
                 raise ValueError(
@@ -168,6 +176,9 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
                 text = nnx.merge(setup.text_graph, frozen["text"])
                 text_features = jax.lax.stop_gradient(text(ids, mask))
             text_mask = mask
+            if distilling and setup.text_trainable:  # the teacher's own text encoder
+                text = nnx.merge(setup.text_graph, frozen["teacher"]["text"], frozen["text"])
+                teacher_text = text(ids, mask)
 
         video = None
         if "video" in mb:
@@ -199,7 +210,39 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
             deterministic=no_dropout,
             rngs=None if no_dropout else nnx.Rngs(dropout=dropout_key),
         )
-        target = objective.regression_target(x0, x1, sigma_min, prediction)
+        if distilling:
+            teacher = nnx.merge(setup.flow_graph, frozen["teacher"]["flow"], frozen["flow"])
+            teacher_features = text_features if teacher_text is None else teacher_text
+
+            def teacher_net(x, time):
+                return teacher(
+                    x,
+                    cond,
+                    text_features=teacher_features,
+                    text_mask=text_mask,
+                    time=time,
+                    masked_video_features=video,
+                    anchor_ids=anchor_ids,
+                    anchor_alignment=anchor_alignment,
+                    audio_pad_mask=valid,
+                    deterministic=True,
+                )
+
+            x_end = distill.teacher_endpoint(
+                distill.velocity_field(teacher_net, prediction, sigma_min),
+                x_t,
+                t,
+                t_end,
+                solver=str(train_cfg.distill.teacher_solver),
+                steps=int(train_cfg.distill.teacher_steps) // student_steps,
+            )
+            target = jax.lax.stop_gradient(
+                distill.student_target(
+                    x_t, x_end, t, t_end, prediction=prediction, sigma_min=sigma_min
+                )
+            )
+        else:
+            target = objective.regression_target(x0, x1, sigma_min, prediction)
         return objective.masked_squared_error(pred, target, valid)
 
     return loss_fn
