@@ -270,6 +270,9 @@ def test_latent_dim_or_hop_other_than_the_model_is_named(latents):
     config = tiny_config(["--config.model.latent_dim=8"])
     with pytest.raises(LatentDatasetError, match=r"latent_dim 16 .*model.latent_dim is 8"):
         latent_shards.check_against_config(reader, config)
+    config = tiny_config(["--config.codec.kind=dacvae"])  # same shapes, another codec
+    with pytest.raises(LatentDatasetError, match=r"kind frames .*codec.kind is dacvae"):
+        latent_shards.check_against_config(reader, config)
     # through `train`: one line, naming both values
     line = _one_line_error(
         [
