@@ -139,9 +139,10 @@ def run(args, overrides) -> int:
 def _print_costs(costs, chips: int, family: str) -> None:
     from samaudio_jax.parallel import aot
 
+    trips = [loop.trip_count for loop in costs.loops]
     loops = ", ".join(
-        f"{loop.body} x{loop.trip_count if loop.trip_count is not None else '?'}"
-        for loop in costs.loops
+        f"{trips.count(n)} x {n if n is not None else '?'} trips"
+        for n in sorted(set(trips), key=lambda n: -1 if n is None else -n)
     )
     print(
         f"FLOPs per step per chip: {costs.flops:.4g} ({costs.flops * chips:.4g} for the slice); "
@@ -152,7 +153,7 @@ def _print_costs(costs, chips: int, family: str) -> None:
         f"(XLA alone: {costs.xla_bytes:.4g})"
     )
     if costs.loops:
-        print(f"loops counted trip-count times: {loops}")
+        print(f"while loops counted trip-count times (loops x trips): {loops}")
     if costs.unknown:
         print(
             f"warning: trip count unreadable for {', '.join(costs.unknown)}: counted once, "
