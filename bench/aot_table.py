@@ -108,11 +108,12 @@ def table(out: Path) -> None:
     from samaudio_jax.parallel import aot, hlo_cost
 
     print(
-        "| config | topology (chips) | inputs | per-chip memory | FLOPs/chip (XLA alone) | "
-        "flow matmuls, analytic | bytes/chip (XLA alone) | loops | predicted step (bound) | "
-        "predicted MFU | compiled in (load) |"
+        "| config | topology (chips) | inputs | per-chip memory (temporaries) | FLOPs/chip "
+        "[XLA alone] | / flow's matmuls | bytes/chip [XLA alone] | predicted step >= "
+        "(compute / HBM) | predicted MFU (flow's share) | compiled in (load) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    notes = []
     for path in sorted(out.glob("*.json")):
         r = json.loads(path.read_text())
         name, family, shape, inputs = r["cell"].split(":")
@@ -122,17 +123,20 @@ def table(out: Path) -> None:
         flow = analytic_flow_flops(config, r["chips"])
         rl = aot.roofline(family, c.flops, c.bytes_accessed)
         m = r["memory"]
-        loops = ", ".join(sorted({f"x{x.trip_count}" for x in c.loops}))
+        trips = sorted({x.trip_count for x in c.loops}, key=lambda n: n or 0)
+        unknown = f" ({len(c.unknown)} loops of unknown trip count)" if c.unknown else ""
         print(
             f"| {name} | {family}:{shape} ({r['chips']}) | {inputs} | "
-            f"{aot.gib(m['total']):.2f} GiB (args {aot.gib(m['arguments']):.2f}, out "
-            f"{aot.gib(m['outputs']):.2f} donated, temps {aot.gib(m['temporaries']):.2f}) | "
-            f"{c.flops:.3e} ({c.xla_flops:.3e}) | {flow:.3e} ({c.flops / flow:.2f}x) | "
-            f"{c.bytes_accessed:.3e} ({c.xla_bytes:.3e}) | {loops}{' UNKNOWN' if c.unknown else ''} | "
-            f">= {rl.step_s * 1e3:.1f} ms ({rl.bound}; compute {rl.compute_s * 1e3:.1f}) | "
-            f"<= {100 * rl.mfu():.0f}% (flow only: {100 * rl.mfu(flow):.0f}%) | "
+            f"{aot.gib(m['total']):.2f} GiB ({aot.gib(m['temporaries']):.2f}) | "
+            f"{c.flops:.3e} [{c.xla_flops:.3e}]{unknown} | {c.flops / flow:.2f}x | "
+            f"{c.bytes_accessed:.3e} [{c.xla_bytes:.3e}] | "
+            f"{rl.step_s * 1e3:.1f} ms ({rl.compute_s * 1e3:.1f} / {rl.memory_s * 1e3:.1f}) | "
+            f"{100 * rl.mfu():.0f}% ({100 * rl.mfu(flow):.0f}%) | "
             f"{r['compile_s']:.0f} s ({r['load_before']:.1f} / {r['load_after']:.1f}) |"
         )
+        notes.append(f"{r['cell']}: loops of {trips} trips, flow matmuls {flow:.3e}, {r['date']}")
+    print()
+    print("\n".join(notes))
 
 
 def main() -> int:
