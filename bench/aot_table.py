@@ -114,8 +114,10 @@ def table(out: Path) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     notes = []
-    for path in sorted(out.glob("*.json")):
-        r = json.loads(path.read_text())
+    order = {"tiny": 0, "small": 1, "base": 2, "large": 3}
+    records = [json.loads(path.read_text()) for path in out.glob("*.json")]
+    records.sort(key=lambda r: (order.get(r["cell"].split(":")[0], 9), r["chips"], r["cell"]))
+    for r in records:
         name, family, shape, inputs = r["cell"].split(":")
         with gzip.open(out / f"{_name(r['cell'])}.hlo.txt.gz", "rt") as f:
             c = hlo_cost.loop_aware_cost(f.read(), r["xla_flops"], r["xla_bytes"])
