@@ -106,17 +106,45 @@ def _instructions(comp: _Computation) -> dict[str, str]:
     return out
 
 
-def _trip_count(while_line: str, parent: _Computation, cond: _Computation) -> int | None:
+def _root_compare(cond: _Computation, by_name: dict) -> tuple[str, str, str] | None:
+    """(lhs, rhs, direction) of the condition's ROOT compare, names in `cond`; a compare
+    wrapped in a fusion (CPU) is mapped back through the fusion's operands."""
+    root = next((ln for ln in cond.lines if ln.lstrip().startswith("ROOT")), "")
+    cmp = _COMPARE.search(root)
+    if cmp:
+        return cmp.group(1), cmp.group(2), cmp.group(3)
+    fusion = re.search(r"\sfusion\(([^)]*)\).*?calls=%?([\w.\-]+)", root)
+    if not fusion or fusion.group(2) not in by_name:
+        return None
+    operands = [o.strip().lstrip("%") for o in fusion.group(1).split(",")]
+    inner = by_name[fusion.group(2)]
+    inner_root = next((ln for ln in inner.lines if ln.lstrip().startswith("ROOT")), "")
+    cmp = _COMPARE.search(inner_root)
+    if not cmp:
+        return None
+    params = {}
+    for name, rhs in _instructions(inner).items():
+        p = re.search(r"\sparameter\((\d+)\)", " " + rhs)
+        if p:
+            params[name] = int(p.group(1))
+    a, b = params.get(cmp.group(1)), params.get(cmp.group(2))
+    if a is None or b is None or max(a, b) >= len(operands):
+        return None
+    return operands[a], operands[b], cmp.group(3)
+
+
+def _trip_count(
+    while_line: str, parent: _Computation, cond: _Computation, by_name: dict
+) -> int | None:
     m = _TRIP.search(while_line)
     if m:
         return int(m.group(1))
     # condition: ROOT compare(get-tuple-element(param), index=i), constant(N)), direction=LT
     instrs = _instructions(cond)
-    root = next((ln for ln in cond.lines if ln.lstrip().startswith("ROOT")), "")
-    cmp = _COMPARE.search(root)
+    cmp = _root_compare(cond, by_name)
     if not cmp:
         return None
-    a, b, direction = cmp.groups()
+    a, b, direction = cmp
 
     def const(name):
         c = _CONSTANT.search(" " + instrs.get(name, ""))
@@ -233,7 +261,7 @@ def loop_aware_cost(hlo_text: str, xla_flops: float, xla_bytes: float, client=No
         """T(name) - R(name): what the loops inside `name` add beyond one visit of each."""
         df = db = 0.0
         for parent, line, cond, body in run_loops(name):
-            trip = _trip_count(line, by_name[parent], by_name[cond])
+            trip = _trip_count(line, by_name[parent], by_name[cond], by_name)
             rf, rb = xla_cost(body)
             ef, eb = extra(body)
             loops.append(Loop(parent, body, trip, rf, rb))
