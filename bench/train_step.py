@@ -32,6 +32,34 @@ def jax_step_seconds(config, b, t, runs):
     return median_seconds(bench.run, runs), bench.param_count()
 
 
+def jax_step_cost(config, b, t) -> str:
+    """FLOPs and bytes of the same jitted step, compiled only (nothing allocated), from XLA's
+    cost analysis with every loop iteration counted (parallel/hlo_cost.py)."""
+    import dataclasses
+
+    import jax
+
+    from samaudio_jax.parallel import aot
+    from samaudio_jax.parallel.mesh import make_mesh
+    from samaudio_jax.train import state as state_lib
+    from samaudio_jax.train import step as step_lib
+    from samaudio_jax.train.inputs import no_codec
+
+    config.train.global_batch_size = b
+    config.mesh.data, config.mesh.fsdp, config.mesh.tensor = 1, 1, 1
+    mesh = make_mesh(config.mesh, jax.devices()[:1])
+    factories = dataclasses.replace(state_lib.ModuleFactories(), codec=no_codec, text=None)
+    setup = state_lib.build_setup(config, mesh, factories)
+    batch = latent_batch(config.model, b, t)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), batch)
+    c = aot.loop_cost(step_lib.compile_train_step(setup, abstract))
+    return (
+        f"{c.flops / 1e9:.1f} GFLOP, {c.bytes_accessed / 1e9:.1f} GB accessed per step "
+        f"(XLA alone, each loop body once: {c.xla_flops / 1e9:.1f} GFLOP, "
+        f"{c.xla_bytes / 1e9:.1f} GB)"
+    )
+
+
 def torch_step_seconds(config, b, t, runs):
     m = config.model
     model = TorchFlow(m)
@@ -65,6 +93,9 @@ def main():
         default=1,
         help="torch intra-op threads (on a busy 2-core host more than 1 made torch ~40x slower)",
     )
+    p.add_argument(
+        "--cost_only", action="store_true", help="print the JAX step's FLOPs and bytes; no runs"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.torch_threads)
     rows = []
@@ -72,9 +103,15 @@ def main():
         config = load_config(REPO / "configs" / f"{name}.py")
         config.model.dtype = "float32"  # CPU: f32 on both sides
         config.model.remat_policy = "none"
+        if args.cost_only:
+            print(f"{name}, batch {args.batch} x {args.frames} frames, f32: ", end="")
+            print(jax_step_cost(config, args.batch, args.frames))
+            continue
         jx, n_jax = jax_step_seconds(config, args.batch, args.frames, args.runs)
         pt, n_torch = torch_step_seconds(config, args.batch, args.frames, args.runs)
         rows.append((name, n_jax, n_torch, jx, pt))
+    if args.cost_only:
+        return
     print(machine_facts())
     print(f"batch {args.batch} x {args.frames} frames, f32")
     print(

@@ -270,6 +270,9 @@ def test_latent_dim_or_hop_other_than_the_model_is_named(latents):
     config = tiny_config(["--config.model.latent_dim=8"])
     with pytest.raises(LatentDatasetError, match=r"latent_dim 16 .*model.latent_dim is 8"):
         latent_shards.check_against_config(reader, config)
+    config = tiny_config(["--config.codec.kind=dacvae"])  # same shapes, another codec
+    with pytest.raises(LatentDatasetError, match=r"kind frames .*codec.kind is dacvae"):
+        latent_shards.check_against_config(reader, config)
     # through `train`: one line, naming both values
     line = _one_line_error(
         [
@@ -324,3 +327,28 @@ def test_latent_dataset_in_a_bucket_reads_like_its_local_copy(
     assert a.keys() == b.keys() and "text_features" in a
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_latent_pipeline_resumes_exactly_and_compile_auto_picks_the_latent_program(latents):
+    import json
+
+    config = tiny_config([f"--config.data.dir={latents}", "--config.train.synthetic_data=false"])
+    cfg = PipelineConfig.from_config(config.data)
+
+    def fresh():
+        return iter(make_dataset(LatentShardReader(latents), cfg, batch_size=2, seed=5))
+
+    ref = fresh()
+    for _ in range(3):
+        next(ref)
+    state = json.loads(json.dumps(ref.get_state()))  # saved mid-epoch, as a checkpoint does
+    expected = [next(ref) for _ in range(4)]
+    resumed = fresh()
+    resumed.set_state(state)
+    for want in expected:
+        got = next(resumed)
+        assert sorted(got) == sorted(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    # `compile --inputs auto` and `train` choose the program from the dataset's index
+    assert inputs_lib.for_dataset(config, state_lib.ModuleFactories())[2] == "latents"

@@ -1,7 +1,8 @@
 """`samaudio-jax compile`: AOT-compile the real train step for a TPU topology on any host.
 
 Prints per-chip memory (memory_analysis), FLOPs and bytes accessed per step
-(cost_analysis), and a roofline PREDICTION of the step time and MFU (FLOPs at the chip's
+(cost_analysis, with every loop iteration counted: parallel/hlo_cost.py; XLA alone counts
+the scanned layer stack's body once), and a roofline PREDICTION of the step time and MFU (FLOPs at the chip's
 published peak bf16 FLOP/s vs bytes at its HBM bandwidth; parallel.aot.Roofline); exits
 with status 2 and says so when the step does not fit the chip's HBM.
 
@@ -101,9 +102,7 @@ def run(args, overrides) -> int:
         return 2
     seconds = time.perf_counter() - t0
     report = aot.memory_report(compiled)
-    from samaudio_jax.train.metrics import compiled_flops
-
-    flops = compiled_flops(compiled)
+    costs = aot.loop_cost(compiled)
     hbm = args.hbm_gib or aot.HBM_GIB[family]
     chips = setup.mesh.devices.size
     print(f"config {config.name} on {args.topology} ({chips} chips, mesh {dict(setup.mesh.shape)})")
@@ -124,9 +123,8 @@ def run(args, overrides) -> int:
         f"(arguments {aot.gib(report.arguments):.2f}, outputs {aot.gib(report.outputs):.2f}, "
         f"aliased {aot.gib(report.aliased):.2f}, temporaries {aot.gib(report.temporaries):.2f})"
     )
-    if flops is not None:
-        print(f"FLOPs per step per chip: {flops:.4g} ({flops * chips:.4g} for the slice)")
-    _print_roofline(compiled, family)
+    if costs is not None:
+        _print_costs(costs, chips, family)
     if report.total > hbm * 2**30:
         print(
             f"error: config {config.name} does not fit {args.topology}: needs "
@@ -138,14 +136,30 @@ def run(args, overrides) -> int:
     return 0
 
 
-def _print_roofline(compiled, family: str) -> None:
+def _print_costs(costs, chips: int, family: str) -> None:
     from samaudio_jax.parallel import aot
 
-    flops, nbytes = aot.cost(compiled)
-    if flops is None or nbytes is None:
-        return
-    r = aot.roofline(family, flops, nbytes)
-    print(f"bytes accessed per step per chip: {nbytes:.4g}")
+    trips = [loop.trip_count for loop in costs.loops]
+    loops = ", ".join(
+        f"{trips.count(n)} x {n if n is not None else '?'} trips"
+        for n in sorted(set(trips), key=lambda n: -1 if n is None else -n)
+    )
+    print(
+        f"FLOPs per step per chip: {costs.flops:.4g} ({costs.flops * chips:.4g} for the slice); "
+        f"XLA's cost analysis alone, each loop body once: {costs.xla_flops:.4g}"
+    )
+    print(
+        f"bytes accessed per step per chip: {costs.bytes_accessed:.4g} "
+        f"(XLA alone: {costs.xla_bytes:.4g})"
+    )
+    if costs.loops:
+        print(f"while loops counted trip-count times (loops x trips): {loops}")
+    if costs.unknown:
+        print(
+            f"warning: trip count unreadable for {', '.join(costs.unknown)}: counted once, "
+            "so the FLOPs, bytes and roofline below are a lower bound"
+        )
+    r = aot.roofline(family, costs.flops, costs.bytes_accessed)
     print(
         f"roofline PREDICTION (not a measurement; {family}: {r.peak_flops / 1e12:.0f} TFLOP/s "
         f"bf16, {r.hbm_bytes_per_s / 1e9:.0f} GB/s HBM; collectives not modelled): step "
@@ -191,17 +205,31 @@ def compile_for_topology(
     visual-prompt features (B, model.video_dim, latent frames). `inputs="latents"` is the
     program `train` runs on encode-shards output: no codec, and with a frozen T5 no text
     encoder either (the batch carries text_features)."""
+    from samaudio_jax.parallel import aot
+
+    return compile_for_devices(
+        config, aot.topology_devices(topology), text_length, inputs, video, latent_dtype
+    )
+
+
+def compile_for_devices(
+    config,
+    devices,
+    text_length: int = 32,
+    inputs: str = "waveforms",
+    video: bool = False,
+    latent_dtype: str = "float16",
+):
+    """compile_for_topology over the given devices (e.g. this host's CPU devices)."""
     import dataclasses
 
     import jax
     import jax.numpy as jnp
 
-    from samaudio_jax.parallel import aot
     from samaudio_jax.parallel.mesh import make_mesh
     from samaudio_jax.train import state as state_lib
     from samaudio_jax.train import step as step_lib
 
-    devices = aot.topology_devices(topology)
     mesh = make_mesh(config.mesh, devices)
     factories = state_lib.ModuleFactories()
     if config.text.kind == "t5" and not config.text.t5_dir:

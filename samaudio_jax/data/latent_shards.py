@@ -223,6 +223,8 @@ def check_against_config(reader: LatentShardReader, config) -> None:
     where = reader.directory / INDEX_NAME
     codec = reader.index["codec"]
     checks = (
+        # another codec's latents live in another space, whatever their shape
+        ("kind", codec.get("kind"), "codec.kind", str(config.codec.kind)),
         ("latent_dim", reader.latent_dim, "codec.latent_dim", int(config.codec.latent_dim)),
         ("latent_dim", reader.latent_dim, "model.latent_dim", int(config.model.latent_dim)),
         ("hop_length", reader.hop_length, "codec.hop_length", int(config.codec.hop_length)),

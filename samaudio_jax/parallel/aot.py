@@ -3,13 +3,16 @@
 With libtpu installed (`pip install "jax[tpu]"`), `topologies.get_topology_desc` describes
 the chips of e.g. a v5p:4x4x4 slice; a mesh over those devices lets `jax.jit(...).lower(
 abstract args with shardings).compile()` produce the real TPU program on a CPU host, whose
-memory_analysis() gives the per-chip memory and cost_analysis() the per-chip FLOPs.
+memory_analysis() gives the per-chip memory and cost_analysis() the per-chip FLOPs and bytes
+(with loops counted trip-count times by hlo_cost: XLA counts a loop's body once).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+
+from samaudio_jax.parallel import hlo_cost
 
 # HBM per chip in GiB.
 HBM_GIB = {"v4": 32, "v5e": 16, "v5p": 95, "v6e": 32}
@@ -127,7 +130,14 @@ class Roofline:
 
 
 def cost(compiled) -> tuple[float | None, float | None]:
-    """(FLOPs, bytes accessed) per chip of one call, from XLA's cost analysis."""
+    """(FLOPs, bytes accessed) per chip of one call, every loop iteration counted
+    (`loop_cost`); (None, None) where the backend has no cost analysis."""
+    c = loop_cost(compiled)
+    return (None, None) if c is None else (c.flops, c.bytes_accessed)
+
+
+def xla_cost(compiled) -> tuple[float | None, float | None]:
+    """XLA's own (FLOPs, bytes accessed) per chip: a while loop's body counted ONCE."""
     try:
         c = compiled.cost_analysis()
     except Exception:  # some backends do not implement it
@@ -138,6 +148,15 @@ def cost(compiled) -> tuple[float | None, float | None]:
         return None, None
     flops, nbytes = c.get("flops"), c.get("bytes accessed")
     return (None if flops is None else float(flops)), (None if nbytes is None else float(nbytes))
+
+
+def loop_cost(compiled) -> hlo_cost.LoopCost | None:
+    """XLA's cost analysis with each while loop (the scanned layer stack and its backward,
+    gradient accumulation, scans in a codec) counted trip-count times; see hlo_cost."""
+    flops, nbytes = xla_cost(compiled)
+    if flops is None:
+        return None
+    return hlo_cost.loop_aware_cost(compiled.as_text(), flops, nbytes or 0.0)
 
 
 def roofline(family: str, flops: float, bytes_accessed: float) -> Roofline:

@@ -38,16 +38,14 @@ def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float | No
 
 
 def compiled_flops(compiled) -> float | None:
-    """FLOPs of one call of a jax Compiled, per device (XLA counts the per-device program)."""
+    """FLOPs of one call of a jax Compiled, per device (XLA counts the per-device program),
+    with each loop (the scanned layer stack) counted trip-count times: parallel/hlo_cost."""
+    from samaudio_jax.parallel import aot
+
     try:
-        cost = compiled.cost_analysis()
-    except Exception:  # some backends do not implement it
+        return aot.cost(compiled)[0]
+    except Exception:  # an unparsable program: no MFU rather than no training
         return None
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0] if cost else None
-    if not cost or "flops" not in cost:
-        return None
-    return float(cost["flops"])
 
 
 def mfu(flops_per_step: float | None, steps_per_s: float, peak: float | None) -> float | None:
