@@ -67,13 +67,15 @@ class Separator(Bundle):
         masks=None,
         **kw,
     ):
-        """`sample.separate` with the config's sampling defaults (solver, steps, candidates,
-        chunking, prediction); keyword arguments override them.
+        """`sample.separate` with the config's sampling defaults
+        (SeparateOptions.from_config: solver, steps, candidates, chunking, prediction, ...);
+        keyword arguments override them.
 
         Visual prompts: `video_features` ((Dv, T_i) per input, None = no video), or `videos`
         (paths or vision.video.Video, None per input = no video) with optional `masks`
         (non-zero = hidden), encoded by the PE-Core tower at the latent rate.
         """
+        from samaudio_jax.sample.options import SeparateOptions
         from samaudio_jax.sample.separate import separate
 
         self._check_parts()
@@ -81,22 +83,6 @@ class Separator(Bundle):
             if video_features is not None:
                 raise ValueError("video_features and videos: give one of them, not both")
             video_features, audios = self.video_features(audios, videos, masks)
-
-        s = self.config.sample
-        options = dict(
-            solver=s.solver,
-            steps=s.steps,
-            candidates=s.candidates,
-            chunk_seconds=s.chunk_seconds,
-            overlap_seconds=s.overlap_seconds,
-            prediction=self.config.model.prediction,
-            sigma_min=self.config.train.sigma_min,
-            max_batch=s.get("max_batch", 8),
-        )
-        cache = s.get("compilation_cache_dir", "")
-        if cache:
-            options["cache_dir"] = None if cache == "none" else cache
-        options.update(kw)
         key = jax.random.key(self.config.seed) if key is None else key
         return separate(
             self.model,
@@ -107,7 +93,8 @@ class Separator(Bundle):
             spans,
             video_features,
             key=key,
-            **options,
+            options=SeparateOptions.from_config(self.config),
+            **kw,
         )
 
     def video_features(self, audios, videos, masks=None):
