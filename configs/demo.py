@@ -24,7 +24,6 @@ def get_config():
 
     m = c.model
     m.dim, m.num_layers, m.num_heads = 128, 4, 4
-    m.latent_dim, m.out_channels, m.in_channels = 128, 256, 768
     m.text_dim = 64
     m.video_dim = 16  # no video in the demo; keeps the unused branch small
     m.anchor_embedding_dim = 16
@@ -38,7 +37,7 @@ def get_config():
     c.codec.kind = "frames"
     c.codec.sample_rate = 8000
     c.codec.hop_length = 128
-    c.codec.latent_dim = 128
+    c.codec.latent_dim = 128  # model.latent_dim, out_channels, in_channels follow
     c.codec.latent_scale = "auto"  # `train` measures it on training mixtures (in the workdir)
 
     c.text.kind = "small"

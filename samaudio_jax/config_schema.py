@@ -2,6 +2,13 @@
 
 Sections: model (the flow network), codec, text, vision, data, train, sample, mesh.
 Field names in `model` follow the release's config.json where the release has one.
+
+Derived fields follow the field they depend on (ml_collections FieldReferences, see
+`link_derived_fields`): model.latent_dim = codec.latent_dim, model.out_channels =
+2 * model.latent_dim, model.in_channels = 3 * model.out_channels, vision.output_dim =
+model.video_dim. Set the source (`--config.codec.latent_dim=16`) and they follow; a derived
+field set on its own to a value that disagrees is refused by config_checks.validate_config,
+naming both fields.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ def model_defaults() -> ml_collections.ConfigDict:
     m.dim = 2816
     m.num_layers = 22
     m.num_heads = 22
+    # In default_config() these three follow codec.latent_dim (link_derived_fields).
     m.latent_dim = 128  # one stream of codec latents; the flow state is 2 * latent_dim
     m.out_channels = 256  # 2 * latent_dim for the release's linear head
     m.in_channels = 768  # 3 * out_channels: [x_t | zeros | mixture features]
@@ -123,7 +131,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.vision.heads = 16
     c.vision.mlp_ratio = 4.0
     c.vision.pool_heads = 8
-    c.vision.output_dim = 1024  # = model.video_dim
+    c.vision.output_dim = 1024  # follows model.video_dim (link_derived_fields)
     c.vision.norm_eps = 1e-5
     c.vision.rope_theta = 10000.0
     c.vision.dtype = "float32"  # compute dtype: float32 | bfloat16
@@ -245,4 +253,19 @@ def default_config() -> ml_collections.ConfigDict:
         ("vocab", "tensor"),
         ("norm", None),
     )
+    return link_derived_fields(c)
+
+
+def link_derived_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Makes the fields that follow from others references to them (in place; returns `c`).
+
+    Each derived field is a FieldReference computed from its source, so it tracks the source
+    until it is set itself; setting it replaces the reference with that value (the source
+    is left alone), and validate_config refuses the pair if they then disagree.
+    """
+    m = c.model
+    m.latent_dim = c.codec.get_ref("latent_dim").to_int()
+    m.out_channels = 2 * m.get_ref("latent_dim")
+    m.in_channels = 3 * m.get_ref("out_channels")
+    c.vision.output_dim = m.get_ref("video_dim").to_int()
     return c

@@ -230,6 +230,7 @@ def test_feature_width_must_match_model_video_dim(frame_coded):
             f"--config.data.dir={reader.directory}",
             "--config.model.video_dim=6",
             "--config.codec.hop_length=32",
+            "--config.codec.latent_dim=32",  # a frames codec has one latent per hop sample
         ]
     )
     with pytest.raises(DatasetMismatchError, match="one per 16 samples .* frames are 32 samples"):

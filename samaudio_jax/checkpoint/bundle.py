@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from samaudio_jax.config_checks import validate_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.paths import as_path
 
@@ -52,6 +53,7 @@ def build_modules(config: ml_collections.ConfigDict, seed: int = 0, *, text: boo
     from samaudio_jax.model.flow import SAMAudioFlow
     from samaudio_jax.text.factory import build_text_encoder
 
+    validate_config(config)
     model = SAMAudioFlow(config.model, rngs=nnx.Rngs(seed))
     codec = build_codec(config.codec)
     encoder = None
@@ -87,10 +89,11 @@ def merge_config(base: ml_collections.ConfigDict, update: dict, where: str) -> N
 
 
 def config_from_dict(data: dict, where: str) -> ml_collections.ConfigDict:
-    """The default config with `data` (a saved config) merged on (older files gain new fields)."""
+    """The default config with `data` (a saved config) merged on (older files gain new
+    fields), checked as a loaded --config is (config_checks.validate_config)."""
     config = default_config()
     merge_config(config, data, where)
-    return config
+    return validate_config(config)
 
 
 def config_from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:

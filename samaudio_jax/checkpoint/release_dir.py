@@ -31,6 +31,7 @@ from samaudio_jax.checkpoint.release_config import (
     read_release_config,
     release_config_from_model,
 )
+from samaudio_jax.config_checks import validate_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.paths import Path, as_path, check_reachable
@@ -75,6 +76,10 @@ def _config(directory: Path, release: dict):
     config_file = directory / CONFIG_FILE
     config = default_config()
     config.model = model_config_from_release(release, source=str(config_file))
+    # The release's codec latents and vision features are the flow network's (its
+    # codebook_dim and video_feature_dim, checked by model_config_from_release).
+    config.codec.latent_dim = config.model.latent_dim
+    config.vision.output_dim = config.model.video_dim
     config.codec.kind = "dacvae"
     config.codec.sample_rate = int(release["audio_codec"].get("sample_rate", 48000))
     config.text.kind = "t5"
@@ -85,7 +90,7 @@ def _config(directory: Path, release: dict):
             f"{config_file}:{EXTENSION}.config",
         )
         check_model_config(config.model, release, source=str(config_file))
-    return config
+    return validate_config(config)
 
 
 def _deep_update(base: dict, update: dict) -> dict:

@@ -224,7 +224,6 @@ def check_against_config(reader: LatentShardReader, config) -> None:
     codec = reader.index["codec"]
     checks = (
         ("latent_dim", reader.latent_dim, "codec.latent_dim", int(config.codec.latent_dim)),
-        ("latent_dim", reader.latent_dim, "model.latent_dim", int(config.model.latent_dim)),
         ("hop_length", reader.hop_length, "codec.hop_length", int(config.codec.hop_length)),
         (
             "sample_rate",

@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from samaudio_jax.config_checks import data_hop_samples
 from samaudio_jax.data.manifest import ManifestEntry
 from samaudio_jax.data.shards import ShardError
 from samaudio_jax.paths import as_path, is_url
@@ -28,15 +29,7 @@ class VideoInputError(ValueError):
 
 def latent_hop_samples(config) -> int:
     """The codec hop in samples at config.data.sample_rate (one video feature per hop)."""
-    hop, codec_rate = int(config.codec.hop_length), int(config.codec.sample_rate)
-    data_rate = int(config.data.sample_rate)
-    value = hop * data_rate / codec_rate
-    if value != int(value) or value <= 0:
-        raise ValueError(
-            f"config.codec.hop_length {hop} at codec.sample_rate {codec_rate} is not a whole "
-            f"number of samples at data.sample_rate {data_rate}"
-        )
-    return int(value)
+    return data_hop_samples(config)
 
 
 def num_latent_frames(num_samples: int, hop: int) -> int:

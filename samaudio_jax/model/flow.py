@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from samaudio_jax.config_checks import HEADS, validate_model_fields  # noqa: F401 (HEADS: public)
 from samaudio_jax.model import layers as L
 from samaudio_jax.model.dit import DiT
 
 NULL_ANCHOR, PAD_ANCHOR = 0, 3
-HEADS = ("linear", "gated_mix")
 
 
 def time_sinusoid(t: jax.Array, dim: int) -> jax.Array:
@@ -189,23 +189,5 @@ class SAMAudioFlow(nnx.Module):
 
 
 def _validate(cfg: ml_collections.ConfigDict) -> None:
-    if cfg.head not in HEADS:
-        raise ValueError(f"model.head: expected one of {HEADS}, got {cfg.head!r}")
-    if cfg.dim % cfg.num_heads:
-        raise ValueError(
-            f"model.dim={cfg.dim} must be divisible by model.num_heads={cfg.num_heads}"
-        )
-    if cfg.dim % 2:
-        raise ValueError(f"model.dim={cfg.dim} must be even (time sinusoid, RoPE)")
-    if (cfg.dim // cfg.num_heads) % 2:
-        raise ValueError("model.dim / model.num_heads (head_dim) must be even for RoPE")
-    if cfg.out_channels != 2 * cfg.latent_dim:
-        raise ValueError(
-            f"model.out_channels={cfg.out_channels} must be 2 * model.latent_dim={cfg.latent_dim}"
-        )
-    if cfg.in_channels != 3 * cfg.out_channels:
-        raise ValueError(
-            f"model.in_channels={cfg.in_channels} must be 3 * model.out_channels={cfg.out_channels}"
-        )
-    if cfg.attention_impl not in ("xla", "cudnn"):
-        raise ValueError(f"model.attention_impl: expected xla|cudnn, got {cfg.attention_impl!r}")
+    """config.model's rules (config_checks.py, the one place they live)."""
+    validate_model_fields(cfg)

@@ -37,6 +37,7 @@ import numpy as np
 
 from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
 from samaudio_jax.checkpoint.orbax_io import TrainCheckpointer
+from samaudio_jax.config_checks import validate_config
 from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
 from samaudio_jax.train import init_from as init_from_lib
 from samaudio_jax.train import metrics as metrics_lib
@@ -249,6 +250,7 @@ def train(
     force_unlock: take the workdir lock even when another host's trainer holds it.
     allow_config_change: config fields / sections that may differ from the checkpoint's.
     init_from: a fresh workdir starts from these weights (train/init_from.py)."""
+    validate_config(config)  # before the workdir is locked or anything is read
     lock = _lock_workdir(workdir, force_unlock, print_fn)
     try:
         return _train_locked(
