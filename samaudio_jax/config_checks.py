@@ -8,10 +8,10 @@ Checked: values their types alone do not catch (pairs, positive numbers, probabi
 every section; the rules inside a section (model.dim splits into heads, out_channels =
 2 * latent_dim, a codec's latent and hop sizes); and the links between sections
 (`validate_links`: model.latent_dim = codec.latent_dim, vision.output_dim =
-model.video_dim, the codec hop a whole number of samples at data.sample_rate). The derived
-fields follow their sources by default (config_schema.link_derived_fields). What only the
-run time knows (a mesh that does not fit the devices found, a dataset's feature width) is
-checked where it is found, also by name.
+model.video_dim where the tower is used, the codec hop a whole number of samples at
+data.sample_rate). The derived fields follow their sources by default
+(config_schema.link_derived_fields). What only the run time knows (a mesh that does not fit
+the devices found, a dataset's feature width) is checked where it is found, also by name.
 """
 
 from __future__ import annotations
@@ -204,7 +204,9 @@ def validate_links(config) -> None:
             f"config.model.latent_dim: {model.latent_dim} must equal config.codec.latent_dim "
             f"{config.codec.latent_dim} (the flow network works on the codec's latents)"
         )
-    if "vision" in config and config.vision.output_dim != model.video_dim:
+    vision = config.get("vision")
+    used = vision is not None and (vision.get("enabled") or vision.get("checkpoint"))
+    if used and vision.output_dim != model.video_dim:  # unused, its width is moot
         raise ConfigError(
             f"config.vision.output_dim: {config.vision.output_dim} must equal "
             f"config.model.video_dim {model.video_dim} (the flow network takes the vision "

@@ -28,6 +28,7 @@ from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.paths import Path, as_path
 
 STATE_FILE = "demo_state.json"
+DEFAULT_EVAL_MIXTURES = 100  # held-out mixtures the eval stage scores (--eval_mixtures)
 
 
 def _load_state(work: Path) -> dict:
@@ -236,7 +237,7 @@ def run_demo(
     config,
     workdir,
     *,
-    eval_mixtures: int = 100,
+    eval_mixtures: int = DEFAULT_EVAL_MIXTURES,
     print_fn=_print_flush,
     manifests: tuple[str, str] | None = None,
     data_dir=None,

@@ -36,7 +36,7 @@ def test_derived_fields_follow_their_sources():
     [
         ("model.latent_dim", 8, LATENT),
         ("model.out_channels", 30, "config.model.out_channels: 30 must equal 2 * config.model."),
-        ("vision.output_dim", 12, VISION),
+        ("vision.output_dim", 12, VISION),  # (with the tower in use, below)
         ("codec.hop_length", 20, HOP),
         ("data.sample_rate", 4001, "config.codec.hop_length: 16 at config.codec.sample_rate"),
     ],
@@ -45,6 +45,7 @@ def test_a_disagreeing_field_is_refused_naming_both(field, value, message):
     config = get_config()
     section, name = field.split(".")
     config[section][name] = value
+    config.vision.enabled = True  # the tower's width matters only where it is used
     with pytest.raises(ConfigError) as err:
         validate_config(config)
     assert message in str(err.value) and "\n" not in str(err.value)
@@ -73,7 +74,7 @@ def test_every_entry_point_refuses_a_mismatched_config_at_load_time(tmp_path):
         "train": ["train", "--config", tiny, "--workdir", str(tmp_path / "w"),
                   "--config.model.latent_dim=8"],
         "compile": ["compile", "--config", tiny, "--topology", "v5e:2x2",
-                    "--config.vision.output_dim=12"],
+                    "--config.vision.enabled=true", "--config.vision.output_dim=12"],
         "separate": ["separate", "--checkpoint", str(release), "--input",
                      str(tmp_path / "mix.wav"), "--description", "x", "--out",
                      str(tmp_path / "o")],

@@ -50,6 +50,9 @@ _FREE_FIELDS = (
     "vision.checkpoint",
     "vision.dtype",
     "vision.batch_size",
+    # Follows model.video_dim (checked) wherever the tower is used (config_checks); configs
+    # saved before it was derived hold the old default 1024 with the tower off.
+    "vision.output_dim",
     "data.read_threads",
     "data.prefetch_buffer_size",
     "data.min_input_rate",

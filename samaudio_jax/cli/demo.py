@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from samaudio_jax.demo import DEFAULT_EVAL_MIXTURES
+
 SYNTH_CONFIG = "configs/demo.py"
 REAL_CONFIG = "configs/demo_real.py"  # the recipe measured on real recordings
 
@@ -18,7 +20,9 @@ def add_arguments(parser) -> None:
         default="",
         help=f"experiment file (default {SYNTH_CONFIG}; {REAL_CONFIG} with --manifest or --data)",
     )
-    parser.add_argument("--eval_mixtures", type=int, default=100, help="held-out mixtures")
+    parser.add_argument(
+        "--eval_mixtures", type=int, default=DEFAULT_EVAL_MIXTURES, help="held-out mixtures"
+    )
     parser.add_argument("--manifest", default="", help="training files (JSONL or CSV manifest)")
     parser.add_argument(
         "--test_manifest", default="", help="held-out files (other recordings than --manifest)"
