@@ -150,8 +150,8 @@ def stage_separate(config, work, state, separator, step, say) -> None:
     import jax
 
     from samaudio_jax.eval import evaluate as ev
+    from samaudio_jax.eval.plots import save_spectrograms
     from samaudio_jax.sample.audio_io import write_wav
-    from samaudio_jax.sample.spectrograms import save_spectrograms
 
     out = work / "separation"
     names = ("mixture.wav", "target.wav", "residual.wav", "spectrograms.png")

@@ -11,5 +11,4 @@ audio_io.py    reading any audio as mono at the codec rate; atomic WAV writes
 long_audio.py  overlapping chunks cross-faded for inputs longer than a segment
 rankers.py     candidate rankers (interface, sound activity, ensembles)
 loading.py     Separator; load(any checkpoint source) and save (the release layout)
-spectrograms.py  spectrogram pictures of a separation
 """
