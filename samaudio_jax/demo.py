@@ -53,7 +53,7 @@ def _complete(data: Path) -> bool:
 def stage_manifest_data(config, work: Path, manifests: tuple[str, str], say) -> None:
     """Shards of the train and test manifests in WORKDIR/data (make-shards, as the CLI)."""
     from samaudio_jax.data.manifest import read_manifest
-    from samaudio_jax.data.shards import write_shards
+    from samaudio_jax.data.shard_writer import write_shards
 
     data = work / "data"
     for split, manifest in zip(("train", "test"), manifests, strict=True):

@@ -23,14 +23,8 @@ from samaudio_jax.data.pipeline import (
     restore_iterator_state,
     save_iterator_state,
 )
-from samaudio_jax.data.shards import (
-    FORMAT,
-    FORMAT_VIDEO,
-    PCM_SCALE,
-    ShardReader,
-    ShardWriter,
-    write_shards,
-)
+from samaudio_jax.data.shard_writer import ShardWriter, write_shards
+from samaudio_jax.data.shards import FORMAT, FORMAT_VIDEO, PCM_SCALE, ShardReader
 from samaudio_jax.data.video_features import VideoInputError
 from tests.train_testlib import REPO
 from tests.vision_reference import write_test_video

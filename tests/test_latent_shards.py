@@ -15,7 +15,8 @@ from samaudio_jax.codec import build_codec
 from samaudio_jax.data import latent_shards
 from samaudio_jax.data.latent_shards import LatentDatasetError, LatentShardReader
 from samaudio_jax.data.pipeline import MakeExample, PipelineConfig, make_dataset
-from samaudio_jax.data.shards import ShardReader, ShardWriter
+from samaudio_jax.data.shard_writer import ShardWriter
+from samaudio_jax.data.shards import ShardReader
 from samaudio_jax.data.synth import write_synth_corpus
 from samaudio_jax.parallel.mesh import make_mesh
 from samaudio_jax.train import inputs as inputs_lib

@@ -207,9 +207,6 @@ class TrainCheckpointer:
     def all_steps(self) -> list[int]:
         return list(self.manager.all_steps())
 
-    def should_save(self, step: int) -> bool:
-        return self.manager.should_save(step)
-
     def reached_preemption(self, step: int) -> bool:
         return self.manager.reached_preemption(step)
 

@@ -132,7 +132,8 @@ class ManifestSource:
         return len(self.entries)
 
     def __getitem__(self, index: int) -> dict:
-        from samaudio_jax.data.shards import decode_audio, entry_meta
+        from samaudio_jax.data.shard_writer import entry_meta
+        from samaudio_jax.data.shards import decode_audio
 
         e = self.entries[int(index)]
         audio = decode_audio(e.path, self.sample_rate, e.sample_rate, self.min_input_rate)

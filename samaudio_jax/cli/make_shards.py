@@ -23,7 +23,8 @@ import sys
 from samaudio_jax.cli.config_loader import apply_overrides, load_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.data.manifest import ManifestError, read_manifest
-from samaudio_jax.data.shards import AudioDecodeError, ShardError, WriteSummary, write_shards
+from samaudio_jax.data.shard_writer import WriteSummary, write_shards
+from samaudio_jax.data.shards import AudioDecodeError, ShardError
 from samaudio_jax.data.video_features import (
     VideoInputError,
     latent_hop_samples,

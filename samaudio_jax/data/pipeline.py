@@ -399,11 +399,7 @@ class Collate:
     def __call__(self, examples) -> dict:
         batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
         if self.tokenize is not None:
-            texts = [
-                bytes(d[:n]).decode("utf-8", errors="ignore")
-                for d, n in zip(batch["description"], batch["description_length"], strict=True)
-            ]
-            ids, mask = self.tokenize(texts)
+            ids, mask = self.tokenize(descriptions(batch))
             batch["text_ids"] = np.asarray(ids)
             batch["text_mask"] = np.asarray(mask)
         return batch

@@ -6,8 +6,6 @@ with memory = memory_proj(text) + S(t) (S(t) alone, (B, 1, D), without text).
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,17 +13,9 @@ from flax import nnx
 
 from samaudio_jax.config_checks import HEADS, validate_model_fields  # noqa: F401 (HEADS: public)
 from samaudio_jax.model import layers as L
-from samaudio_jax.model.dit import DiT
+from samaudio_jax.model.dit import DiT, timestep_frequencies
 
 NULL_ANCHOR, PAD_ANCHOR = 0, 3
-
-
-def time_sinusoid(t: jax.Array, dim: int) -> jax.Array:
-    """S(t) (B, dim): [cos(t f), sin(t f)], f = exp(-ln(10000) * arange(dim/2) / (dim/2))."""
-    half = dim // 2
-    freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half, dtype=jnp.float32) / half)
-    args = t.astype(jnp.float32)[:, None] * freqs[None, :]
-    return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
 
 
 def null_anchors(batch: int, length: int, audio_pad_mask: jax.Array | None):
@@ -154,7 +144,7 @@ class SAMAudioFlow(nnx.Module):
             anchor_ids, anchor_alignment = null_anchors(b, t, audio_pad_mask)
         x = self.embed_anchors(x, anchor_ids, anchor_alignment)
 
-        s_t = time_sinusoid(time, self.dim)[:, None, :]
+        s_t = timestep_frequencies(time, self.dim)[:, None, :]  # S(t): dim is even
         t_extra = None
         if text_features is None:
             memory, memory_mask = s_t, None
