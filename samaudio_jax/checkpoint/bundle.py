@@ -12,7 +12,6 @@ sample/loading.py's Separator adds the sampling methods.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import jax.numpy as jnp
@@ -20,9 +19,9 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from samaudio_jax.checkpoint.release_config import read_json_object
 from samaudio_jax.config_checks import validate_config
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.paths import as_path
 
 
 @dataclasses.dataclass
@@ -98,14 +97,7 @@ def config_from_dict(data: dict, where: str) -> ml_collections.ConfigDict:
 
 def config_from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
     """Reads a config.json (ConfigDict.to_json()) onto the default config."""
-    path = as_path(path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object (the config), got {type(data).__name__}")
-    return config_from_dict(data, "config")
+    return config_from_dict(read_json_object(path, "the config"), "config")
 
 
 # ------------------------------------------------------------------------------ params

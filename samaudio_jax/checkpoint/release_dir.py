@@ -24,7 +24,7 @@ import json
 
 import numpy as np
 
-from samaudio_jax.checkpoint.bundle import Bundle, config_from_dict, flat_params, load_params
+from samaudio_jax.checkpoint.bundle import Bundle, flat_params, load_params, merge_config
 from samaudio_jax.checkpoint.release_config import (
     check_model_config,
     model_config_from_release,
@@ -85,21 +85,9 @@ def _config(directory: Path, release: dict):
     config.text.kind = "t5"
     extension = release.get(EXTENSION)
     if extension is not None:
-        config = config_from_dict(
-            _deep_update(json.loads(config.to_json()), extension.get("config", {})),
-            f"{config_file}:{EXTENSION}.config",
-        )
+        merge_config(config, extension.get("config", {}), f"{config_file}:{EXTENSION}.config")
         check_model_config(config.model, release, source=str(config_file))
     return validate_config(config)
-
-
-def _deep_update(base: dict, update: dict) -> dict:
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _deep_update(base[k], v)
-        else:
-            base[k] = v
-    return base
 
 
 def _split(state: dict, flow_keys: set[str], file: str) -> dict[str, dict]:

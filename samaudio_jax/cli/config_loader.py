@@ -13,6 +13,7 @@ import ml_collections
 
 from samaudio_jax.config_checks import ConfigError, validate_config
 from samaudio_jax.config_files import load_config_file
+from samaudio_jax.config_schema import default_config
 
 
 def _coerce(raw: str, current, name: str):
@@ -91,6 +92,10 @@ def apply_overrides(
 
 
 def load_config(
-    path: str | os.PathLike, overrides: list[str] | None = None
+    path: str | os.PathLike | None, overrides: list[str] | None = None
 ) -> ml_collections.ConfigDict:
-    return apply_overrides(load_config_file(path), overrides or [])
+    """The experiment file's config (the default config when `path` is empty) with the
+    overrides applied, checked whole. Every error is a ConfigError, which each command
+    reports as one line (cli/args.py)."""
+    config = load_config_file(path) if path else default_config()
+    return apply_overrides(config, overrides or [])

@@ -52,11 +52,8 @@ def run(args, overrides) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     own_data = bool(args.manifest or args.data)
-    try:
-        config = load_config(args.config or (REAL_CONFIG if own_data else SYNTH_CONFIG), overrides)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+    # A bad config is a ConfigError: one line, exit status 2 (cli/args.py).
+    config = load_config(args.config or (REAL_CONFIG if own_data else SYNTH_CONFIG), overrides)
     try:
         run_demo(
             config,

@@ -28,19 +28,8 @@ from samaudio_jax.data.shards import (
     video_to_float16,
 )
 from samaudio_jax.data.video_features import entry_video_features
-from samaudio_jax.paths import Path, as_path, is_url
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    if is_url(path):  # one upload: the object appears whole or not at all
-        path.write_text(json.dumps(obj), encoding="utf-8")
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from samaudio_jax.io_atomic import atomic_write_text
+from samaudio_jax.paths import Path, as_path
 
 
 @dataclasses.dataclass
@@ -93,7 +82,9 @@ class ShardWriter:
                 raise ShardError(f"{self.out_dir}: already holds a dataset ({INDEX_NAME})")
             index.unlink()
         leftover = re.compile(
-            r"shard-\d{5}" + re.escape(SHARD_SUFFIX) + r"(\.tmp)?|index\.json\.tmp"
+            r"shard-\d{5}"
+            + re.escape(SHARD_SUFFIX)
+            + r"(\.tmp)?|index\.json\.tmp|\.index\.json\.\w+"
         )
         # A bucket "directory" exists only once an object is in it; listing it before fails.
         existing = self.out_dir.iterdir() if self.out_dir.exists() else ()
@@ -195,7 +186,7 @@ class ShardWriter:
                 "hop_length": self.video_hop_length,
                 "frame_rate": self.sample_rate / self.video_hop_length,
             }
-        _write_json_atomic(self.out_dir / INDEX_NAME, index)
+        atomic_write_text(self.out_dir / INDEX_NAME, json.dumps(index))
 
     def __enter__(self):
         return self

@@ -29,13 +29,13 @@ named by URL are read into memory and decoded from there.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
 
 import numpy as np
 
+from samaudio_jax.io_read import readable_file
 from samaudio_jax.paths import Path, as_path, is_url, url_scheme
 
 INDEX_NAME = "index.json"
@@ -65,22 +65,12 @@ def decode_audio(
     import soundfile as sf
     import soxr
 
-    source = path
-    if is_url(path):  # read into memory: soundfile decodes from a file object
-        url = as_path(path)
-        if not url.exists():
-            raise AudioDecodeError(f"{path}: no such file")
-        if url.is_dir():
-            raise AudioDecodeError(f"{path}: is a directory, not an audio file")
-        source = io.BytesIO(url.read_bytes())
-        if not source.getbuffer().nbytes:
-            raise AudioDecodeError(f"{path}: zero-length file")
-    elif not os.path.exists(path):
-        raise AudioDecodeError(f"{path}: no such file")
-    elif os.path.isdir(path):
-        raise AudioDecodeError(f"{path}: is a directory, not an audio file")
-    elif os.path.getsize(path) == 0:
-        raise AudioDecodeError(f"{path}: zero-length file")
+    try:  # a URL is read into memory: soundfile decodes from a file object
+        source = readable_file(path)
+    except IsADirectoryError:
+        raise AudioDecodeError(f"{path}: is a directory, not an audio file") from None
+    except (FileNotFoundError, EOFError) as e:
+        raise AudioDecodeError(str(e)) from None
     try:
         audio, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError, TypeError...

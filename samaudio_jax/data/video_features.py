@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import warnings
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from samaudio_jax.config_checks import data_hop_samples
 from samaudio_jax.data.manifest import ManifestEntry
 from samaudio_jax.data.shards import ShardError
-from samaudio_jax.paths import as_path, is_url
+from samaudio_jax.io_read import readable_file
 
 
 class VideoInputError(ValueError):
@@ -39,10 +38,13 @@ def num_latent_frames(num_samples: int, hop: int) -> int:
 def load_feature_file(path: str, frames: int, where: str) -> np.ndarray:
     """A (frames, Dv) float array from `path` (.npy); VideoInputError naming it otherwise."""
     field = f"{where}: video_features {path}"
-    if not (as_path(path).is_file() if is_url(path) else os.path.isfile(path)):
-        raise VideoInputError(f"{field}: no such file")
     try:  # a URL's .npy is read into memory
-        source = io.BytesIO(as_path(path).read_bytes()) if is_url(path) else path
+        source = readable_file(path)
+    except (FileNotFoundError, IsADirectoryError):
+        raise VideoInputError(f"{field}: no such file") from None
+    except EOFError:
+        source = io.BytesIO()  # np.load names an empty file below
+    try:
         feats = np.load(source, allow_pickle=False)
     except Exception as e:  # ValueError, OSError, EOFError, UnpicklingError...
         raise VideoInputError(f"{field}: not a readable .npy file ({e})") from None

@@ -89,6 +89,70 @@ def _dropped_video(video, drops) -> jax.Array:
     return objective.drop_video(video.astype(jnp.float32), drops[:, 1])
 
 
+def _encode_audio(setup: TrainSetup, frozen, mb):
+    """(mixture, target, residual) latents: stored ones, or the frozen codec's encoding."""
+    if check_batch_keys(mb) == "latent":
+        return tuple(mb[k].astype(jnp.float32) for k in LATENT_KEYS)
+    codec = nnx.merge(setup.codec_graph, frozen["codec"])
+    b = mb["mixture"].shape[0]
+    wav = jnp.concatenate([mb[k].astype(jnp.float32) for k in WAVE_KEYS], axis=0)
+    lat = jax.lax.stop_gradient(codec.encode(wav))
+    return lat[:b], lat[b : 2 * b], lat[2 * b :]
+
+
+def _valid_frames(mb, batch: int, frames: int, hop: int):
+    """(B, frames) True on latent frames holding real audio."""
+    if "valid" in mb and mb["valid"].shape[1] != frames:  # per-sample mask
+        v = mb["valid"].astype(bool)
+        v = jnp.pad(v, ((0, 0), (0, frames * hop - v.shape[1])))
+        return v.reshape(batch, frames, hop).any(axis=-1)
+    if "valid" in mb:
+        return mb["valid"].astype(bool)
+    if "num_samples" in mb:
+        count = (mb["num_samples"] + hop - 1) // hop
+        return jnp.arange(frames)[None, :] < count[:, None]
+    return jnp.ones((batch, frames), bool)
+
+
+def _text_condition(setup: TrainSetup, params, frozen, mb, drop):
+    """(text features, mask) with the dropped examples' prompts emptied: a text table's
+    features, or the text encoder run on the batch's ids (trained or frozen); (None, None)
+    without text."""
+    text_features = text_mask = None
+    if "text_features" in mb:  # from a text table: T5 ran once, ahead of training
+        if setup.empty_text is None:
+            raise ValueError(
+                "batch text_features: the setup has no empty-prompt features (empty_text)"
+            )
+        e_feats, e_mask = setup.empty_text
+        text_features, text_mask = objective.drop_text_features(
+            mb["text_features"].astype(jnp.float32),
+            mb["text_mask"].astype(bool),
+            drop,
+            jnp.asarray(e_feats, jnp.float32),
+            jnp.asarray(e_mask, bool),
+        )
+    elif "text_ids" in mb and setup.text_graph is not None:
+        ids, mask = mb["text_ids"], mb["text_mask"].astype(bool)
+        e_ids, e_mask = setup.empty_prompt
+        if e_ids.shape[0] > ids.shape[1]:
+            raise ValueError(
+                f"batch text_ids: {ids.shape[1]} tokens are fewer than the empty prompt's "
+                f"{e_ids.shape[0]}; pad text to at least that length"
+            )
+        ids, mask = objective.drop_text(
+            ids, mask, drop, jnp.asarray(e_ids), jnp.asarray(e_mask, bool)
+        )
+        if setup.text_trainable:
+            text = nnx.merge(setup.text_graph, params["text"], frozen["text"])
+            text_features = text(ids, mask)
+        else:
+            text = nnx.merge(setup.text_graph, frozen["text"])
+            text_features = jax.lax.stop_gradient(text(ids, mask))
+        text_mask = mask
+    return text_features, text_mask
+
+
 def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None = None):
     """sum_sq_err, count = loss_fn(params, frozen, micro_batch, example_keys, dropout_key).
 
@@ -103,71 +167,17 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
     objective.regression_target(0.0, 0.0, sigma_min, prediction)  # validates the name
     no_dropout = model_cfg.dropout <= 0 if deterministic is None else bool(deterministic)
 
-    def encode_audio(frozen, mb):
-        if check_batch_keys(mb) == "latent":
-            return tuple(mb[k].astype(jnp.float32) for k in LATENT_KEYS)
-        codec = nnx.merge(setup.codec_graph, frozen["codec"])
-        b = mb["mixture"].shape[0]
-        wav = jnp.concatenate([mb[k].astype(jnp.float32) for k in WAVE_KEYS], axis=0)
-        lat = jax.lax.stop_gradient(codec.encode(wav))
-        return lat[:b], lat[b : 2 * b], lat[2 * b :]
-
-    def valid_frames(mb, batch, frames):
-        if "valid" in mb and mb["valid"].shape[1] != frames:  # per-sample mask
-            hop = info["hop_length"]
-            v = mb["valid"].astype(bool)
-            v = jnp.pad(v, ((0, 0), (0, frames * hop - v.shape[1])))
-            return v.reshape(batch, frames, hop).any(axis=-1)
-        if "valid" in mb:
-            return mb["valid"].astype(bool)
-        if "num_samples" in mb:
-            hop = info["hop_length"]
-            count = (mb["num_samples"] + hop - 1) // hop
-            return jnp.arange(frames)[None, :] < count[:, None]
-        return jnp.ones((batch, frames), bool)
-
     def loss_fn(params, frozen, mb, example_keys, dropout_key):
-        mix, tgt, res = encode_audio(frozen, mb)
+        mix, tgt, res = _encode_audio(setup, frozen, mb)
         batch, frames, _ = mix.shape
         x1 = jnp.concatenate([tgt, res], axis=-1)
         cond = jnp.concatenate([mix, mix], axis=-1)
-        valid = valid_frames(mb, batch, frames)
+        valid = _valid_frames(mb, batch, frames, info["hop_length"])
         draw = randomness or (lambda k, f, c: _example_randomness(k, f, c, train_cfg))
         t, x0, drops = jax.vmap(lambda k: draw(k, frames, x1.shape[-1]))(example_keys)
         x_t, _ = objective.interpolate(x0, x1, t, sigma_min)
 
-        text_features = text_mask = None
-        if "text_features" in mb:  # from a text table: T5 ran once, ahead of training
-            if setup.empty_text is None:
-                raise ValueError(
-                    "batch text_features: the setup has no empty-prompt features (empty_text)"
-                )
-            e_feats, e_mask = setup.empty_text
-            text_features, text_mask = objective.drop_text_features(
-                mb["text_features"].astype(jnp.float32),
-                mb["text_mask"].astype(bool),
-                drops[:, 0],
-                jnp.asarray(e_feats, jnp.float32),
-                jnp.asarray(e_mask, bool),
-            )
-        elif "text_ids" in mb and setup.text_graph is not None:
-            ids, mask = mb["text_ids"], mb["text_mask"].astype(bool)
-            e_ids, e_mask = setup.empty_prompt
-            if e_ids.shape[0] > ids.shape[1]:
-                raise ValueError(
-                    f"batch text_ids: {ids.shape[1]} tokens are fewer than the empty prompt's "
-                    f"{e_ids.shape[0]}; pad text to at least that length"
-                )
-            ids, mask = objective.drop_text(
-                ids, mask, drops[:, 0], jnp.asarray(e_ids), jnp.asarray(e_mask, bool)
-            )
-            if setup.text_trainable:
-                text = nnx.merge(setup.text_graph, params["text"], frozen["text"])
-                text_features = text(ids, mask)
-            else:
-                text = nnx.merge(setup.text_graph, frozen["text"])
-                text_features = jax.lax.stop_gradient(text(ids, mask))
-            text_mask = mask
+        text_features, text_mask = _text_condition(setup, params, frozen, mb, drops[:, 0])
 
         video = None
         if "video" in mb:
@@ -215,6 +225,33 @@ def _micro_batches(tree, k: int):
     return jax.tree.map(one, tree)
 
 
+def _accumulated_grads(setup, grad_fn, accum, params, frozen, batch, example_keys, dropout_key):
+    """(summed grads, sse, count) over `accum` micro-batches (lax.scan), each sharded over
+    the batch axes as a whole batch would be; micro-batch j's dropout key folds in j."""
+    rules = setup.config.mesh.rules
+    mbs = _micro_batches(batch, accum)
+    keys = _micro_batches(example_keys, accum)
+    mb_sh = jax.tree.map(
+        lambda x: NamedSharding(
+            setup.mesh,
+            PartitionSpec(None, *rules_lib.batch_sharding(setup.mesh, rules, x.ndim - 1).spec),
+        ),
+        mbs,
+    )
+    mbs = jax.lax.with_sharding_constraint(mbs, mb_sh)
+
+    def body(carry, xs):
+        g_acc, sse_acc, count_acc = carry
+        mb, k, j = xs
+        (sse, count), g = grad_fn(params, frozen, mb, k, jax.random.fold_in(dropout_key, j))
+        g_acc = jax.tree.map(jnp.add, g_acc, g)
+        return (g_acc, sse_acc + sse, count_acc + count), None
+
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    (grads, sse, count), _ = jax.lax.scan(body, (zeros, 0.0, 0.0), (mbs, keys, jnp.arange(accum)))
+    return grads, sse, count
+
+
 def make_train_step(setup: TrainSetup):
     """The pure step function: (state, frozen, batch, rng) -> (new state, metrics)."""
     config = setup.config
@@ -249,30 +286,8 @@ def make_train_step(setup: TrainSetup):
         if accum == 1:
             (sse, count), grads = grad_fn(params, frozen, batch, example_keys, dropout_key)
         else:
-            mbs = _micro_batches(batch, accum)
-            keys = _micro_batches(example_keys, accum)
-            mb_sh = jax.tree.map(
-                lambda x: NamedSharding(
-                    setup.mesh,
-                    PartitionSpec(
-                        None, *rules_lib.batch_sharding(setup.mesh, rules, x.ndim - 1).spec
-                    ),
-                ),
-                mbs,
-            )
-            mbs = jax.lax.with_sharding_constraint(mbs, mb_sh)
-
-            def body(carry, xs):
-                g_acc, sse_acc, count_acc = carry
-                mb, k, j = xs
-                (sse, count), g = grad_fn(params, frozen, mb, k, jax.random.fold_in(dropout_key, j))
-                g_acc = jax.tree.map(jnp.add, g_acc, g)
-                return (g_acc, sse_acc + sse, count_acc + count), None
-
-            zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-            (grads, sse, count), _ = jax.lax.scan(
-                body, (zeros, 0.0, 0.0), (mbs, keys, jnp.arange(accum))
-            )
+            args = (params, frozen, batch, example_keys, dropout_key)
+            grads, sse, count = _accumulated_grads(setup, grad_fn, accum, *args)
         count = jnp.maximum(count, 1.0)
         loss = sse / count
         grads = jax.tree.map(lambda g, p: (g / count).astype(p.dtype), grads, params)
