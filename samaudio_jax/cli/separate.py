@@ -25,6 +25,7 @@ import math
 import os
 import sys
 
+from samaudio_jax.data.manifest import json_lines
 from samaudio_jax.eval.plots import save_spectrograms
 from samaudio_jax.paths import Path, as_path, is_url
 
@@ -81,14 +82,10 @@ def read_manifest(path: Path) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"--manifest: no such file: {path}")
     jobs = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, row in json_lines(path):
         where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON ({err})") from None
+        if isinstance(row, json.JSONDecodeError):
+            raise ValueError(f"{where}: not valid JSON ({row})")
         if not isinstance(row, dict) or "input" not in row or "description" not in row:
             raise ValueError(f"{where}: expected an object with 'input' and 'description'")
         for field in ("input", "description"):
