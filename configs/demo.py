@@ -52,7 +52,6 @@ def get_config():
     d.max_sources = 1
     d.snr_db = (-5.0, 5.0)
     d.target_rms_db = -20.0
-    d.span_dropout = 1.0  # text-only prompting (no span anchors), as in the recipe
     d.synth.classes = ("tone", "sweep", "clicks", "noise", "note")
     d.synth.clip_seconds = 1.024
     d.synth.train_per_class = 256
@@ -67,6 +66,7 @@ def get_config():
     t.weight_decay = 0.01
     t.grad_clip_norm = 1.0
     t.cond_dropout = 0.0
+    t.span_dropout = 1.0  # text-only prompting (no span anchors), as in the recipe
     t.time_sampling = "uniform"
     t.log_every = 100
 

@@ -23,6 +23,16 @@ HEADS = ("linear", "gated_mix")  # model.head
 ATTENTION_IMPLS = ("xla", "cudnn")  # model.attention_impl
 
 
+# Fields that moved: old name -> new name. A config file or override naming an old one is
+# refused, naming the new; a saved config (a workdir's, a release's) is read with its value
+# moved (migrate_saved), so old checkpoints still load and resume alike.
+RENAMED = {
+    "data.text_dropout": "train.text_dropout",
+    "data.span_dropout": "train.span_dropout",
+}
+_RENAME_WHY = "prompt dropout is one family, drawn in the train step (config.train.cond_dropout)"
+
+
 class ConfigError(ValueError):
     """A config value is unusable; the message names the field (`config.data.snr_db`)."""
 
@@ -96,8 +106,7 @@ def validate_data_fields(data) -> None:
             f"config.data.max_sources {data.max_sources}"
         )
     _ordered_pair(data, "snr_db", where)
-    for name in ("negative_span_prob", "text_dropout", "span_dropout"):
-        _probability(data, name, where)
+    _probability(data, "negative_span_prob", where)
     if "min_active_fraction" in data:
         _probability(data, "min_active_fraction", where)
     for name in ("target_rms_db", "activity_threshold_db"):
@@ -238,7 +247,9 @@ def validate_train_fields(train) -> None:
     for name in ("global_batch_size", "grad_accum_steps", "checkpoint_every"):
         _at_least(train, name, where, 1)
     _at_least(train, "warmup_steps", where, 0)
-    _probability(train, "cond_dropout", where)
+    for name in ("cond_dropout", "text_dropout", "video_dropout", "span_dropout"):
+        if name in train:  # (a saved config from before the per-prompt rates has only one)
+            _probability(train, name, where)
     validate_eval_fields(train)
 
 
@@ -314,9 +325,31 @@ _SECTIONS = {
 }
 
 
+def renamed_message(old: str) -> str:
+    return f"config.{old}: renamed config.{RENAMED[old]} ({_RENAME_WHY})"
+
+
+def migrate_saved(data: dict) -> dict:
+    """A saved config dict with renamed fields moved (in place; returns it). The pipeline's
+    old prompt dropout p_old came before the step's own p: the prompt's rate becomes
+    1 - (1 - p_old)(1 - p), the same chance of being dropped."""
+    for old, new in RENAMED.items():
+        (old_section, old_name), (new_section, new_name) = old.split("."), new.split(".")
+        value = data.get(old_section, {}).pop(old_name, None)
+        if not value or new_name in data.get(new_section, {}):
+            continue
+        step = float(data.get(new_section, {}).get("cond_dropout", 0.0))
+        data.setdefault(new_section, {})[new_name] = 1.0 - (1.0 - float(value)) * (1.0 - step)
+    return data
+
+
 def validate_config(config):
     """Every check above on the sections `config` has (a separator's saved config may
     lack some), then the links between them. Returns `config`."""
+    for old in RENAMED:
+        section, name = old.split(".")
+        if section in config and name in config[section]:
+            raise ConfigError(renamed_message(old))
     for section, check in _SECTIONS.items():
         if section in config:
             check(config[section])

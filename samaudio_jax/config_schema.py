@@ -161,8 +161,6 @@ def data_defaults() -> ml_collections.ConfigDict:
     d.target_rms_db = -20.0  # target loudness (RMS dBFS) before mixing
     d.max_spans = 4  # K of the (B, K, 3) span array
     d.description_bytes = 128  # fixed width of the UTF-8 description array
-    d.text_dropout = 0.0  # pipeline-side prompt dropout (train.cond_dropout is separate)
-    d.span_dropout = 0.0
     d.activity_threshold_db = -35.0  # "+" spans: frames within this of the loudest
     # Random crops (training) and held-out mixtures (eval) of records longer than the
     # segment hold at least this fraction of active target (activity spans: the manifest's,
@@ -204,7 +202,14 @@ def train_defaults() -> ml_collections.ConfigDict:
     t.time_sampling = "uniform"  # uniform | logit_normal
     t.logit_normal_mean = 0.0
     t.logit_normal_std = 1.0
-    t.cond_dropout = 0.3  # per modality: text, video, spans
+    # Prompt dropout, one family, drawn in the train step per example and per prompt: each
+    # prompt (text, video, spans) is dropped with probability cond_dropout, or with its own
+    # rate where set (the three follow cond_dropout until set: FieldReferences). Replaces
+    # data.text_dropout / data.span_dropout (config_checks.RENAMED).
+    t.cond_dropout = 0.3
+    t.text_dropout = t.get_ref("cond_dropout").to_float()
+    t.video_dropout = t.get_ref("cond_dropout").to_float()
+    t.span_dropout = t.get_ref("cond_dropout").to_float()
     t.log_every = 10
     t.checkpoint_every = 500
     t.keep_checkpoints = 3

@@ -1,7 +1,8 @@
 """One config check for every entry point: derived fields follow their sources, and a
 config whose latent size, vision width or hop disagrees fails when it is loaded, with one
 line naming the fields, for train and compile (a --config file and overrides) and for
-separate and export (a checkpoint's saved config)."""
+separate and export (a checkpoint's saved config). Prompt dropout is one family (train.*),
+its old data.* names refused by name and moved in saved configs."""
 
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 import pytest
 
 from configs.tiny import get_config
+from samaudio_jax.cli.config_loader import load_config
 from samaudio_jax.config_checks import ConfigError, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,3 +107,47 @@ def test_every_entry_point_refuses_a_mismatched_config_at_load_time(tmp_path):
         assert rc == "2", (name, lines)
         assert len(lines) == 1 and message in lines[0], (name, lines)
     assert not (tmp_path / "w").exists() and not (tmp_path / "e").exists()
+
+
+def test_prompt_dropout_is_one_family_and_old_names_are_named():
+    from samaudio_jax.checkpoint.bundle import config_from_dict
+    from samaudio_jax.cli.config_loader import apply_overrides
+
+    config = get_config()
+    config.train.cond_dropout = 0.2
+    t = config.train
+    assert (t.text_dropout, t.video_dropout, t.span_dropout) == (0.2, 0.2, 0.2)
+    t.span_dropout = 1.0  # one prompt's own rate; the others keep following
+    config.train.cond_dropout = 0.1
+    assert (t.text_dropout, t.video_dropout, t.span_dropout) == (0.1, 0.1, 1.0)
+    with pytest.raises(ConfigError, match=r"^--config.data.span_dropout: renamed config.train"):
+        apply_overrides(get_config(), ["--config.data.span_dropout=1"])
+    old_file = get_config()
+    old_file.data.text_dropout = 0.5  # an experiment file still setting the old field
+    with pytest.raises(ConfigError, match=r"^config.data.text_dropout: renamed config.train"):
+        validate_config(old_file)
+    # A config saved before: the pipeline's rate p_old came before the step's p.
+    saved = json.loads(get_config().to_json())
+    for name in ("text_dropout", "video_dropout", "span_dropout"):
+        del saved["train"][name]
+    saved["train"]["cond_dropout"] = 0.5
+    saved["data"].update(text_dropout=0.0, span_dropout=0.5)
+    loaded = config_from_dict(saved, "config").train
+    assert (loaded.text_dropout, loaded.video_dropout, loaded.span_dropout) == (0.5, 0.5, 0.75)
+
+
+def test_the_steps_prompt_flags_keep_the_single_rate_draw():
+    import jax
+
+    from samaudio_jax.train import objective, step
+
+    keys = jax.random.split(jax.random.key(0), 64)
+    one = jax.vmap(lambda k: jax.random.bernoulli(k, 0.3, (3,)))(keys)  # the former draw
+    config = get_config()
+    config.train.cond_dropout = 0.3
+    rates = step.prompt_dropout_rates(config.train)
+    same = jax.vmap(lambda k: objective.dropout_mask(k, 3, rates))(keys)
+    assert (one == same).all()
+    demo = load_config(os.path.join(ROOT, "configs", "demo.py")).train  # spans always dropped
+    flags = jax.vmap(lambda k: objective.dropout_mask(k, 3, step.prompt_dropout_rates(demo)))(keys)
+    assert flags[:, 2].all() and not flags[:, :2].any()

@@ -11,6 +11,7 @@ sample/loading.py's Separator adds the sampling methods.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 
@@ -20,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from samaudio_jax.checkpoint.release_config import read_json_object
-from samaudio_jax.config_checks import validate_config
+from samaudio_jax.config_checks import migrate_saved, validate_config
 from samaudio_jax.config_schema import default_config
 
 
@@ -91,7 +92,7 @@ def config_from_dict(data: dict, where: str) -> ml_collections.ConfigDict:
     """The default config with `data` (a saved config) merged on (older files gain new
     fields), checked as a loaded --config is (config_checks.validate_config)."""
     config = default_config()
-    merge_config(config, data, where)
+    merge_config(config, migrate_saved(copy.deepcopy(data)), where)
     return validate_config(config)
 
 

@@ -31,7 +31,7 @@ from samaudio_jax.checkpoint.release_config import (
     read_release_config,
     release_config_from_model,
 )
-from samaudio_jax.config_checks import validate_config
+from samaudio_jax.config_checks import migrate_saved, validate_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.paths import Path, as_path, check_reachable
@@ -85,7 +85,8 @@ def _config(directory: Path, release: dict):
     config.text.kind = "t5"
     extension = release.get(EXTENSION)
     if extension is not None:
-        merge_config(config, extension.get("config", {}), f"{config_file}:{EXTENSION}.config")
+        saved = migrate_saved(copy.deepcopy(extension.get("config", {})))
+        merge_config(config, saved, f"{config_file}:{EXTENSION}.config")
         check_model_config(config.model, release, source=str(config_file))
     return validate_config(config)
 

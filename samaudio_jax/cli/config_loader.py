@@ -11,7 +11,7 @@ import os
 
 import ml_collections
 
-from samaudio_jax.config_checks import ConfigError, validate_config
+from samaudio_jax.config_checks import RENAMED, ConfigError, renamed_message, validate_config
 from samaudio_jax.config_files import load_config_file
 from samaudio_jax.config_schema import default_config
 
@@ -77,6 +77,8 @@ def apply_overrides(
             node = node[part]
         leaf = parts[-1]
         if leaf not in node:
+            if key in RENAMED:
+                raise ConfigError("--" + renamed_message(key))
             raise ConfigError(f"--config.{key}: no field {key!r} in the config")
         current = node[leaf]
         try:

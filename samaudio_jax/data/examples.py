@@ -20,16 +20,12 @@ from samaudio_jax.data.mixing import activity_spans, mix_sources, shift_spans, s
 
 def prompt_fields(record, positive, duration, cfg, rng, snrs, others: int, index: int):
     """(fields, description): the prompt and bookkeeping fields every example has (spans,
-    category, description, description_length, snr_db, num_sources, index). The span
-    prompt, its dropout and the text dropout are drawn from `rng` in that order;
-    `description` is the text kept ("" when dropped)."""
+    category, description, description_length, snr_db, num_sources, index); the span
+    prompt is drawn from `rng`."""
     spans = span_prompt(positive, duration, cfg.max_spans, cfg.negative_span_prob, rng)
-    if rng.random() < cfg.span_dropout:
-        spans[:] = 0.0
+    # Prompt dropout happens in the train step (train.cond_dropout and its per-prompt rates).
     description = record.get("description", "")
     text = description.encode("utf-8")[: cfg.description_bytes]
-    if rng.random() < cfg.text_dropout:
-        text, description = b"", ""
     desc = np.zeros(cfg.description_bytes, np.uint8)
     desc[: len(text)] = np.frombuffer(text, np.uint8)
     snr_out = np.zeros(max(cfg.max_sources, 1), np.float32)

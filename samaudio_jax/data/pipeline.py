@@ -45,8 +45,8 @@ max_sources, D = description_bytes):
   segment frames, zero on padding frames and for examples without video; has_video (B,)
   bool. The crop offset is then a whole number of latent frames (a multiple of hop
   samples), so frame f of the segment is frame offset / hop + f of the record.
-  Visual-prompt dropout happens in the train step (train.cond_dropout -> zeros, the
-  release's "no video"), like text and span dropout.
+  Prompt dropout (text, spans, video: train.cond_dropout and its per-prompt rates) happens
+  in the train step, not here (a dropped video is zeros, the release's "no video").
 """
 
 from __future__ import annotations
@@ -80,8 +80,6 @@ class PipelineConfig:
     negative_span_prob: float = 0.3
     max_spans: int = 4
     description_bytes: int = 128
-    text_dropout: float = 0.0
-    span_dropout: float = 0.0
     activity_threshold_db: float = -35.0
     # Crops of records longer than the segment hold at least this fraction of active target
     # (data/crops.py); 0 = plain uniform crops.

@@ -60,6 +60,13 @@ def batch_shardings(setup: TrainSetup, batch: dict) -> dict:
     return {k: rules_lib.batch_sharding(setup.mesh, rules, len(v.shape)) for k, v in batch.items()}
 
 
+def prompt_dropout_rates(train_cfg) -> tuple[float, float, float]:
+    """(text, video, spans) drop probabilities: each prompt's own rate, else cond_dropout
+    (a config saved before the per-prompt rates has only that)."""
+    p = float(train_cfg.cond_dropout)
+    return tuple(float(train_cfg.get(f"{k}_dropout", p)) for k in ("text", "video", "span"))
+
+
 def _example_randomness(key, frames: int, channels: int, train_cfg):
     """Per example: time, noise x0 (T, C), drop flags for text / video / spans."""
     k_t, k_noise, k_drop = jax.random.split(key, 3)
@@ -67,7 +74,7 @@ def _example_randomness(key, frames: int, channels: int, train_cfg):
         k_t, 1, train_cfg.time_sampling, train_cfg.logit_normal_mean, train_cfg.logit_normal_std
     )[0]
     noise = jax.random.normal(k_noise, (frames, channels), jnp.float32)
-    drops = objective.dropout_mask(k_drop, 3, float(train_cfg.cond_dropout))
+    drops = objective.dropout_mask(k_drop, 3, prompt_dropout_rates(train_cfg))
     return t, noise, drops
 
 
