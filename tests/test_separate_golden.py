@@ -23,8 +23,9 @@ def test_separate_matches_the_golden_outputs(sep, name):
         got = actual[key]
         assert got.shape == want.shape and got.dtype == want.dtype, key
         if want.dtype.kind == "f":
-            # float32 rounding of the same compiled program; another draw differs by ~0.1.
+            # float32 rounding (another CPU's vector width may round differently); another
+            # noise draw differs by ~1e-1 of the peak, a changed stage by far more than 1e-4.
             scale = max(float(np.abs(want).max()), 1e-6)
-            assert np.abs(got - want).max() <= 1e-5 * scale, key
+            assert np.abs(got - want).max() <= 1e-4 * scale, key
         else:
             np.testing.assert_array_equal(got, want, err_msg=key)
