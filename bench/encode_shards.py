@@ -44,7 +44,8 @@ def main():
     from samaudio_jax.cli.encode_shards import _LatentEncoder, encode_dataset
     from samaudio_jax.codec import build_codec
     from samaudio_jax.codec.base import jit_method
-    from samaudio_jax.data.shards import ShardReader, ShardWriter
+    from samaudio_jax.data.shard_writer import ShardWriter
+    from samaudio_jax.data.shards import ShardReader
 
     # T5 weights are not here: the text table is left out (text.kind small), codec only.
     config = load_config(REPO / "configs" / f"{args.config}.py", ["--config.text.kind=small"])

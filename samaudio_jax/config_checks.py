@@ -1,17 +1,36 @@
-"""Range checks of config values that their types alone do not catch (pairs, positive
-numbers, probabilities), run once a config is loaded and overridden, before any command
-reads a file or writes one. Each failure is a ConfigError naming the field.
+"""The one place a whole experiment config is checked: `validate_config`, run by every
+entry point once a config is loaded (cli/config_loader.py for --config files and overrides,
+checkpoint/bundle.py and release_dir.py for a checkpoint's saved config, build_modules and
+train() for configs built in Python) and before any command reads a file or writes one.
+Each failure is a ConfigError of one line naming the field(s), the value(s) and the rule.
 
-Checked: the sizes of model, codec and text encoder, the data pipeline, training counts and rates,
-sampling, and the mesh's axis sizes and rules. A value that passes may still be refused
-later by the code that uses it (a codec whose rates do not match its hop, a mesh that does
-not fit the devices found at run time), also by name.
+Checked: values their types alone do not catch (pairs, positive numbers, probabilities) in
+every section; the rules inside a section (model.dim splits into heads, out_channels =
+2 * latent_dim, a codec's latent and hop sizes); and the links between sections
+(`validate_links`: model.latent_dim = codec.latent_dim, vision.output_dim =
+model.video_dim where the tower is used, the codec hop a whole number of samples at
+data.sample_rate). The derived fields follow their sources by default
+(config_schema.link_derived_fields). What only the run time knows (a mesh that does not fit
+the devices found, a dataset's feature width) is checked where it is found, also by name.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+
+HEADS = ("linear", "gated_mix")  # model.head
+ATTENTION_IMPLS = ("xla", "cudnn")  # model.attention_impl
+
+
+# Fields that moved: old name -> new name. A config file or override naming an old one is
+# refused, naming the new; a saved config (a workdir's, a release's) is read with its value
+# moved (migrate_saved), so old checkpoints still load and resume alike.
+RENAMED = {
+    "data.text_dropout": "train.text_dropout",
+    "data.span_dropout": "train.span_dropout",
+}
+_RENAME_WHY = "prompt dropout is one family, drawn in the train step (config.train.cond_dropout)"
 
 
 class ConfigError(ValueError):
@@ -87,8 +106,7 @@ def validate_data_fields(data) -> None:
             f"config.data.max_sources {data.max_sources}"
         )
     _ordered_pair(data, "snr_db", where)
-    for name in ("negative_span_prob", "text_dropout", "span_dropout"):
-        _probability(data, name, where)
+    _probability(data, "negative_span_prob", where)
     if "min_active_fraction" in data:
         _probability(data, "min_active_fraction", where)
     for name in ("target_rms_db", "activity_threshold_db"):
@@ -129,7 +147,8 @@ def validate_sample_fields(sample) -> None:
 
 
 def validate_model_fields(model) -> None:
-    """config.model: widths, depth and heads (dim must split into num_heads)."""
+    """config.model: widths, depth and heads (dim splits into an even head_dim), the
+    channel sizes of the flow state, the head and attention kinds."""
     where = "model"
     for name in ("dim", "num_layers", "num_heads", "latent_dim", "out_channels", "in_channels"):
         _at_least(model, name, where, 1)
@@ -138,13 +157,78 @@ def validate_model_fields(model) -> None:
             f"config.model.dim: {model.dim} does not split into "
             f"config.model.num_heads {model.num_heads} heads"
         )
+    if (model.dim // model.num_heads) % 2:
+        raise ConfigError(
+            f"config.model.dim / config.model.num_heads: head_dim {model.dim // model.num_heads} "
+            "must be even (RoPE rotates pairs)"
+        )
+    _must_equal(model, "out_channels", 2 * model.latent_dim, "2 * config.model.latent_dim")
+    _must_equal(model, "in_channels", 3 * model.out_channels, "3 * config.model.out_channels")
     _probability(model, "dropout", where)
+    if model.get("head", "linear") not in HEADS:
+        raise ConfigError(f"config.model.head: expected one of {HEADS}, got {model.head!r}")
+    if model.get("attention_impl", "xla") not in ATTENTION_IMPLS:
+        raise ConfigError(
+            f"config.model.attention_impl: expected one of {ATTENTION_IMPLS}, "
+            f"got {model.attention_impl!r}"
+        )
+
+
+def _must_equal(section, name: str, expected, rule: str, where: str = "model") -> None:
+    if section[name] != expected:
+        raise ConfigError(f"config.{where}.{name}: {section[name]} must equal {rule} = {expected}")
 
 
 def validate_codec_fields(codec) -> None:
-    """config.codec: sample rate and hop."""
+    """config.codec: sample rate, hop and latent sizes, and the hop each kind implies (a
+    frames codec has one latent per sample of a frame; a DACVAE's hop is the product of its
+    encoder's strides)."""
     for name in ("sample_rate", "hop_length", "latent_dim"):
         _at_least(codec, name, "codec", 1)
+    kind = codec.get("kind", "dacvae")
+    if kind not in ("dacvae", "frames"):
+        raise ConfigError(f"config.codec.kind: expected 'dacvae' or 'frames', got {kind!r}")
+    if kind == "frames":
+        rule = "config.codec.hop_length (the frames codec has one latent per sample of a frame)"
+        _must_equal(codec, "latent_dim", codec.hop_length, rule, "codec")
+    elif "encoder_rates" in codec:
+        rule = f"the product of config.codec.encoder_rates {tuple(codec.encoder_rates)}"
+        _must_equal(codec, "hop_length", math.prod(codec.encoder_rates), rule, "codec")
+
+
+def data_hop_samples(config) -> int:
+    """The codec hop in samples at config.data.sample_rate (one latent frame, one video
+    feature); a ConfigError when it is not a whole number."""
+    hop, codec_rate = int(config.codec.hop_length), int(config.codec.sample_rate)
+    data_rate = int(config.data.sample_rate)
+    value = hop * data_rate / codec_rate
+    if value != int(value) or value <= 0:
+        raise ConfigError(
+            f"config.codec.hop_length: {hop} at config.codec.sample_rate {codec_rate} is not a "
+            f"whole number of samples at config.data.sample_rate {data_rate}"
+        )
+    return int(value)
+
+
+def validate_links(config) -> None:
+    """The rules between sections: the flow works on the codec's latents, the video branch
+    takes the vision tower's features, a latent frame is a whole number of data samples."""
+    model = config.model
+    if "codec" in config and model.latent_dim != config.codec.latent_dim:
+        raise ConfigError(
+            f"config.model.latent_dim: {model.latent_dim} must equal config.codec.latent_dim "
+            f"{config.codec.latent_dim} (the flow network works on the codec's latents)"
+        )
+    vision = config.get("vision")
+    used = vision is not None and (vision.get("enabled") or vision.get("checkpoint"))
+    if used and vision.output_dim != model.video_dim:  # unused, its width is moot
+        raise ConfigError(
+            f"config.vision.output_dim: {config.vision.output_dim} must equal "
+            f"config.model.video_dim {model.video_dim} (the flow network takes the vision "
+            "tower's features)"
+        )
+    if "codec" in config and "data" in config:
+        data_hop_samples(config)
 
 
 def validate_text_fields(text) -> None:
@@ -169,7 +253,9 @@ def validate_train_fields(train) -> None:
     for name in ("global_batch_size", "grad_accum_steps", "checkpoint_every"):
         _at_least(train, name, where, 1)
     _at_least(train, "warmup_steps", where, 0)
-    _probability(train, "cond_dropout", where)
+    for name in ("cond_dropout", "text_dropout", "video_dropout", "span_dropout"):
+        if name in train:  # (a saved config from before the per-prompt rates has only one)
+            _probability(train, name, where)
     validate_eval_fields(train)
 
 
@@ -245,9 +331,34 @@ _SECTIONS = {
 }
 
 
-def validate_config(config) -> None:
+def renamed_message(old: str) -> str:
+    return f"config.{old}: renamed config.{RENAMED[old]} ({_RENAME_WHY})"
+
+
+def migrate_saved(data: dict) -> dict:
+    """A saved config dict with renamed fields moved (in place; returns it). The pipeline's
+    old prompt dropout p_old came before the step's own p: the prompt's rate becomes
+    1 - (1 - p_old)(1 - p), the same chance of being dropped."""
+    for old, new in RENAMED.items():
+        (old_section, old_name), (new_section, new_name) = old.split("."), new.split(".")
+        value = data.get(old_section, {}).pop(old_name, None)
+        if not value or new_name in data.get(new_section, {}):
+            continue
+        step = float(data.get(new_section, {}).get("cond_dropout", 0.0))
+        data.setdefault(new_section, {})[new_name] = 1.0 - (1.0 - float(value)) * (1.0 - step)
+    return data
+
+
+def validate_config(config):
     """Every check above on the sections `config` has (a separator's saved config may
-    lack some)."""
+    lack some), then the links between them. Returns `config`."""
+    for old in RENAMED:
+        section, name = old.split(".")
+        if section in config and name in config[section]:
+            raise ConfigError(renamed_message(old))
     for section, check in _SECTIONS.items():
         if section in config:
             check(config[section])
+    if "model" in config:
+        validate_links(config)
+    return config

@@ -2,6 +2,13 @@
 
 Sections: model (the flow network), codec, text, vision, data, train, sample, mesh.
 Field names in `model` follow the release's config.json where the release has one.
+
+Derived fields follow the field they depend on (ml_collections FieldReferences, see
+`link_derived_fields`): model.latent_dim = codec.latent_dim, model.out_channels =
+2 * model.latent_dim, model.in_channels = 3 * model.out_channels, vision.output_dim =
+model.video_dim. Set the source (`--config.codec.latent_dim=16`) and they follow; a derived
+field set on its own to a value that disagrees is refused by config_checks.validate_config,
+naming both fields.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ def model_defaults() -> ml_collections.ConfigDict:
     m.dim = 2816
     m.num_layers = 22
     m.num_heads = 22
+    # In default_config() these three follow codec.latent_dim (link_derived_fields).
     m.latent_dim = 128  # one stream of codec latents; the flow state is 2 * latent_dim
     m.out_channels = 256  # 2 * latent_dim for the release's linear head
     m.in_channels = 768  # 3 * out_channels: [x_t | zeros | mixture features]
@@ -68,185 +76,208 @@ def model_defaults() -> ml_collections.ConfigDict:
     return m
 
 
-def default_config() -> ml_collections.ConfigDict:
+def codec_defaults() -> ml_collections.ConfigDict:
+    """The audio codec: the release's DACVAE, or the analytic frames codec."""
     c = ml_collections.ConfigDict()
-    c.name = "default"
-    c.seed = 0
-    c.model = model_defaults()
-
-    c.codec = ml_collections.ConfigDict()
-    c.codec.kind = "dacvae"  # dacvae | frames (analytic, exactly invertible)
-    c.codec.sample_rate = 48000
-    c.codec.hop_length = 1920
-    c.codec.latent_dim = 128
-    c.codec.checkpoint = ""  # release dir or file holding audio_codec.* (dacvae)
+    c.kind = "dacvae"  # dacvae | frames (analytic, exactly invertible)
+    c.sample_rate = 48000
+    c.hop_length = 1920
+    c.latent_dim = 128
+    c.checkpoint = ""  # release dir or file holding audio_codec.* (dacvae)
     # frames codec: path to a per-bin RMS .npy, "" = none, or "auto" = `train` measures it on
     # the training split and keeps it as WORKDIR/latent_scale.npy (train/latent_scale.py);
     # "auto_global": the same, one RMS for all bins.
-    c.codec.latent_scale = ""
-    c.codec.watermark = False  # run the DACVAE watermark branch when decoding
-    c.codec.dtype = "float32"  # dacvae compute dtype: float32 | bfloat16
+    c.latent_scale = ""
+    c.watermark = False  # run the DACVAE watermark branch when decoding
+    c.dtype = "float32"  # dacvae compute dtype: float32 | bfloat16
     # DACVAE sizes (the release's: 64 / [2,8,10,12] / 1024 / 128 / 1536 / [12,10,8,2]).
-    c.codec.encoder_dim = 64
-    c.codec.encoder_rates = (2, 8, 10, 12)  # product = hop_length
-    c.codec.encoder_hidden_dim = 1024  # encoder output width (quantizer.in_proj input)
-    c.codec.decoder_dim = 1536
-    c.codec.decoder_rates = (12, 10, 8, 2)
-    c.codec.wm_rates = (8, 5, 4, 2)  # watermark branch strides, one per decoder block
-    c.codec.wm_msg_dim = 128  # watermark message embedding width
-    c.codec.decode_chunk_frames = 0  # >0: decode in chunks of this many latent frames
-    c.codec.decode_overlap_frames = 4  # frames of context each side of a chunk
+    c.encoder_dim = 64
+    c.encoder_rates = (2, 8, 10, 12)  # product = hop_length
+    c.encoder_hidden_dim = 1024  # encoder output width (quantizer.in_proj input)
+    c.decoder_dim = 1536
+    c.decoder_rates = (12, 10, 8, 2)
+    c.wm_rates = (8, 5, 4, 2)  # watermark branch strides, one per decoder block
+    c.wm_msg_dim = 128  # watermark message embedding width
+    c.decode_chunk_frames = 0  # >0: decode in chunks of this many latent frames
+    c.decode_overlap_frames = 4  # frames of context each side of a chunk
+    return c
 
-    c.text = ml_collections.ConfigDict()
-    c.text.kind = "t5"  # t5 | small (trainable)
-    c.text.t5_dir = ""  # Hugging Face T5 directory (local or gs://, s3://)
-    c.text.max_length = 512
-    c.text.bucket_length = 0  # 0 = pad to longest; >0 = fixed length buckets
-    c.text.dtype = "float32"  # T5 compute dtype (layer norm variance stays float32)
-    c.text.small = ml_collections.ConfigDict()
-    c.text.small.dim = 128
-    c.text.small.num_layers = 2
-    c.text.small.num_heads = 4
-    c.text.small.vocab = "bytes"  # bytes | words
-    c.text.small.max_length = 64
-    c.text.small.vocab_size = 0  # 0 = automatic: 264 for bytes, 8192 hash buckets for words
-    c.text.small.mlp_ratio = 4
 
-    c.vision = ml_collections.ConfigDict()
-    c.vision.enabled = False
-    c.vision.checkpoint = ""  # release dir or file holding vision_encoder.* (empty = random)
+def text_defaults() -> ml_collections.ConfigDict:
+    """The text encoder: the release's frozen T5, or a small trainable one."""
+    t = ml_collections.ConfigDict()
+    t.kind = "t5"  # t5 | small (trainable)
+    t.t5_dir = ""  # Hugging Face T5 directory (local or gs://, s3://)
+    t.max_length = 512
+    t.bucket_length = 0  # 0 = pad to longest; >0 = fixed length buckets
+    t.dtype = "float32"  # T5 compute dtype (layer norm variance stays float32)
+    t.small = ml_collections.ConfigDict()
+    t.small.dim = 128
+    t.small.num_layers = 2
+    t.small.num_heads = 4
+    t.small.vocab = "bytes"  # bytes | words
+    t.small.max_length = 64
+    t.small.vocab_size = 0  # 0 = automatic: 264 for bytes, 8192 hash buckets for words
+    t.small.mlp_ratio = 4
+    return t
+
+
+def vision_defaults() -> ml_collections.ConfigDict:
+    """The PE-Core vision tower that encodes visual prompts."""
+    v = ml_collections.ConfigDict()
+    v.enabled = False
+    v.checkpoint = ""  # release dir or file holding vision_encoder.* (empty = random)
     # PE-Core tower sizes (defaults: PE-Core-L14-336); vision.pe.PEConfig reads these.
-    c.vision.image_size = 336
-    c.vision.patch_size = 14
-    c.vision.width = 1024
-    c.vision.layers = 24
-    c.vision.heads = 16
-    c.vision.mlp_ratio = 4.0
-    c.vision.pool_heads = 8
-    c.vision.output_dim = 1024  # = model.video_dim
-    c.vision.norm_eps = 1e-5
-    c.vision.rope_theta = 10000.0
-    c.vision.dtype = "float32"  # compute dtype: float32 | bfloat16
-    c.vision.param_dtype = "float32"
-    c.vision.batch_size = 32  # frames per jitted tower call
+    v.image_size = 336
+    v.patch_size = 14
+    v.width = 1024
+    v.layers = 24
+    v.heads = 16
+    v.mlp_ratio = 4.0
+    v.pool_heads = 8
+    v.output_dim = 1024  # follows model.video_dim (link_derived_fields)
+    v.norm_eps = 1e-5
+    v.rope_theta = 10000.0
+    v.dtype = "float32"  # compute dtype: float32 | bfloat16
+    v.param_dtype = "float32"
+    v.batch_size = 32  # frames per jitted tower call
+    return v
 
-    c.data = ml_collections.ConfigDict()
-    c.data.dir = ""  # directory of ArrayRecord shards (make-shards output)
-    c.data.tfds_name = ""  # optional: a TFDS dataset name instead of dir
-    c.data.sample_rate = 48000
-    c.data.segment_seconds = 10.0
-    c.data.min_sources = 1  # other sources mixed with the target
-    c.data.max_sources = 2
-    c.data.snr_db = (-15.0, 15.0)
-    c.data.negative_span_prob = 0.3
-    c.data.worker_count = 0
-    c.data.prefetch_buffer_size = 2
-    c.data.shuffle_seed = 0
-    c.data.target_rms_db = -20.0  # target loudness (RMS dBFS) before mixing
-    c.data.max_spans = 4  # K of the (B, K, 3) span array
-    c.data.description_bytes = 128  # fixed width of the UTF-8 description array
-    c.data.text_dropout = 0.0  # pipeline-side prompt dropout (train.cond_dropout is separate)
-    c.data.span_dropout = 0.0
-    c.data.activity_threshold_db = -35.0  # "+" spans: frames within this of the loudest
+
+def data_defaults() -> ml_collections.ConfigDict:
+    """The data pipeline: shards, crops, mixing and prompts."""
+    d = ml_collections.ConfigDict()
+    d.dir = ""  # directory of ArrayRecord shards (make-shards output)
+    d.tfds_name = ""  # optional: a TFDS dataset name instead of dir
+    d.sample_rate = 48000
+    d.segment_seconds = 10.0
+    d.min_sources = 1  # other sources mixed with the target
+    d.max_sources = 2
+    d.snr_db = (-15.0, 15.0)
+    d.negative_span_prob = 0.3
+    d.worker_count = 0
+    d.prefetch_buffer_size = 2
+    d.shuffle_seed = 0
+    d.target_rms_db = -20.0  # target loudness (RMS dBFS) before mixing
+    d.max_spans = 4  # K of the (B, K, 3) span array
+    d.description_bytes = 128  # fixed width of the UTF-8 description array
+    d.activity_threshold_db = -35.0  # "+" spans: frames within this of the loudest
     # Random crops (training) and held-out mixtures (eval) of records longer than the
     # segment hold at least this fraction of active target (activity spans: the manifest's,
     # else measured as for "+" spans); 0 = plain uniform crops (data/crops.py).
-    c.data.min_active_fraction = 0.25
-    c.data.distinct_descriptions = True  # other sources never share the target's description
-    c.data.read_threads = 4
-    c.data.min_input_rate = 8000  # make-shards rejects files recorded below this rate
-    c.data.max_shard_bytes = 256 << 20
+    d.min_active_fraction = 0.25
+    d.distinct_descriptions = True  # other sources never share the target's description
+    d.read_threads = 4
+    d.min_input_rate = 8000  # make-shards rejects files recorded below this rate
+    d.max_shard_bytes = 256 << 20
     # Latent datasets (samaudio-jax encode-shards output; data.dir pointing at one trains
     # without the codec or T5 in the step).
-    c.data.latent_mixes = "one"  # "one" stored mix drawn per example, or "all" (each an item)
-    c.data.synth = ml_collections.ConfigDict()  # samaudio-jax synth
-    c.data.synth.classes = ("tone", "sweep", "clicks", "noise", "note")
-    c.data.synth.clip_seconds = 1.0
-    c.data.synth.train_per_class = 64
-    c.data.synth.test_per_class = 16
-    c.data.synth.video = False  # also write a video per clip (a coloured square while active)
-    c.data.synth.video_size = 32  # pixels (square frames)
-    c.data.synth.video_fps = 25.0
+    d.latent_mixes = "one"  # "one" stored mix drawn per example, or "all" (each an item)
+    d.synth = ml_collections.ConfigDict()  # samaudio-jax synth
+    d.synth.classes = ("tone", "sweep", "clicks", "noise", "note")
+    d.synth.clip_seconds = 1.0
+    d.synth.train_per_class = 64
+    d.synth.test_per_class = 16
+    d.synth.video = False  # also write a video per clip (a coloured square while active)
+    d.synth.video_size = 32  # pixels (square frames)
+    d.synth.video_fps = 25.0
+    return d
 
-    c.train = ml_collections.ConfigDict()
-    c.train.steps = 1000
-    c.train.global_batch_size = 8
-    c.train.learning_rate = 1e-4
-    c.train.warmup_steps = 5000
-    c.train.schedule = "constant"  # constant | cosine
-    c.train.weight_decay = 0.1
-    c.train.grad_clip_norm = 1.0
-    c.train.b1 = 0.9
-    c.train.b2 = 0.999
-    c.train.ema_decay = 0.0  # 0 disables EMA; 0.999 as in fine-tuning
-    c.train.grad_accum_steps = 1
-    c.train.sigma_min = 0.0
-    c.train.time_sampling = "uniform"  # uniform | logit_normal
-    c.train.logit_normal_mean = 0.0
-    c.train.logit_normal_std = 1.0
-    c.train.cond_dropout = 0.3  # per modality: text, video, spans
-    c.train.log_every = 10
-    c.train.checkpoint_every = 500
-    c.train.keep_checkpoints = 3
-    c.train.async_checkpointing = True
-    c.train.synthetic_data = False  # train on the in-memory synthetic source (smoke runs)
-    c.train.peak_flops = 0.0  # peak FLOP/s per device for MFU; 0 = look up the device kind
+
+def train_defaults() -> ml_collections.ConfigDict:
+    """Training: optimiser, schedule, checkpoints, evaluation while training, freezing."""
+    t = ml_collections.ConfigDict()
+    t.steps = 1000
+    t.global_batch_size = 8
+    t.learning_rate = 1e-4
+    t.warmup_steps = 5000
+    t.schedule = "constant"  # constant | cosine
+    t.weight_decay = 0.1
+    t.grad_clip_norm = 1.0
+    t.b1 = 0.9
+    t.b2 = 0.999
+    t.ema_decay = 0.0  # 0 disables EMA; 0.999 as in fine-tuning
+    t.grad_accum_steps = 1
+    t.sigma_min = 0.0
+    t.time_sampling = "uniform"  # uniform | logit_normal
+    t.logit_normal_mean = 0.0
+    t.logit_normal_std = 1.0
+    # Prompt dropout, one family, drawn in the train step per example and per prompt: each
+    # prompt (text, video, spans) is dropped with probability cond_dropout, or with its own
+    # rate where set (the three follow cond_dropout until set: FieldReferences). Replaces
+    # data.text_dropout / data.span_dropout (config_checks.RENAMED).
+    t.cond_dropout = 0.3
+    t.text_dropout = t.get_ref("cond_dropout").to_float()
+    t.video_dropout = t.get_ref("cond_dropout").to_float()
+    t.span_dropout = t.get_ref("cond_dropout").to_float()
+    t.log_every = 10
+    t.checkpoint_every = 500
+    t.keep_checkpoints = 3
+    t.async_checkpointing = True
+    t.synthetic_data = False  # train on the in-memory synthetic source (smoke runs)
+    t.peak_flops = 0.0  # peak FLOP/s per device for MFU; 0 = look up the device kind
     # Evaluation during training (train/validation.py, docs/training.md): every eval_every
     # steps, the held-out flow loss per time bucket on fixed batches (fixed noise and times)
     # and SI-SDRi of a few mixtures separated as `samaudio-jax eval` does.
-    c.train.eval_every = 0  # 0 = off
-    c.train.eval_data_dir = ""  # its test/ split; "" = data.dir's test/ split
-    c.train.eval_seed = 1234  # held-out batches, noise, times and mixtures (= eval --seed)
-    c.train.eval_batches = 4  # held-out batches of global_batch_size for the loss; 0 = none
-    c.train.eval_time_buckets = (0.0, 0.25, 0.5, 0.75, 1.0)  # edges: eval/loss_t0, _t1, ...
-    c.train.eval_num_mixtures = 16  # SI-SDRi mixtures (= eval --num); 0 = loss only
-    c.train.eval_solver = "midpoint"  # (= eval --solver)
-    c.train.eval_ode_steps = 4  # (= eval --steps)
-    c.train.keep_best_by = ""  # e.g. "eval/si_sdri_median": its best checkpoint is never rotated
-    c.train.keep_best_mode = "max"  # max | min
+    t.eval_every = 0  # 0 = off
+    t.eval_data_dir = ""  # its test/ split; "" = data.dir's test/ split
+    t.eval_seed = 1234  # held-out batches, noise, times and mixtures (= eval --seed)
+    t.eval_batches = 4  # held-out batches of global_batch_size for the loss; 0 = none
+    t.eval_time_buckets = (0.0, 0.25, 0.5, 0.75, 1.0)  # edges: eval/loss_t0, _t1, ...
+    t.eval_num_mixtures = 16  # SI-SDRi mixtures (= eval --num); 0 = loss only
+    t.eval_solver = "midpoint"  # (= eval --solver)
+    t.eval_ode_steps = 4  # (= eval --steps)
+    t.keep_best_by = ""  # e.g. "eval/si_sdri_median": its best checkpoint is never rotated
+    t.keep_best_mode = "max"  # max | min
     # Freezing (train/freeze.py). Regexes, re.fullmatch'ed against each parameter's path in
     # the train state, e.g. "flow/transformer/layers/3/attention/wq" (with scan_layers the
     # path still carries the layer index). trainable: empty = all parameters are candidates,
     # else only matching ones; freeze: matching parameters never train (it wins). Frozen
     # parameters get no optimizer state. E.g. all but the last 2 of 22 layers:
     # trainable=("flow/transformer/layers/(20|21)/.*",).
-    c.train.trainable = ()
-    c.train.freeze = ()
+    t.trainable = ()
+    t.freeze = ()
     # Few-step distillation (train/distill.py, docs/distillation.md): student_steps > 0 trains
     # a student that samples with that many Euler steps to land where `teacher` (a workdir,
     # export or release dir; also the student's starting weights) lands with
     # teacher_solver x teacher_steps (over [0, 1]; split evenly between the student's steps).
-    c.train.distill = ml_collections.ConfigDict()
-    c.train.distill.teacher = ""
-    c.train.distill.student_steps = 0  # 0 = off (ordinary flow-matching training)
-    c.train.distill.teacher_solver = "midpoint"
-    c.train.distill.teacher_steps = 8
+    t.distill = ml_collections.ConfigDict()
+    t.distill.teacher = ""
+    t.distill.student_steps = 0  # 0 = off (ordinary flow-matching training)
+    t.distill.teacher_solver = "midpoint"
+    t.distill.teacher_steps = 8
+    return t
 
-    c.sample = ml_collections.ConfigDict()
-    c.sample.solver = "midpoint"
-    c.sample.steps = 16
-    c.sample.schedule = (
-        "uniform"  # time grid of the steps: uniform | late | early (solvers.time_grid)
-    )
-    c.sample.candidates = 1
-    c.sample.chunk_seconds = 30.0
-    c.sample.overlap_seconds = 2.0
-    c.sample.max_batch = 8  # inputs (or chunks) per jitted call
-    c.sample.compilation_cache_dir = ""  # "" = ~/.cache/samaudio_jax/xla; "none" = off
+
+def sample_defaults() -> ml_collections.ConfigDict:
+    """Separation defaults (sample.options.SeparateOptions.from_config reads them)."""
+    s = ml_collections.ConfigDict()
+    s.solver = "midpoint"
+    s.steps = 16
+    s.schedule = "uniform"  # time grid of the steps: uniform | late | early (solvers.time_grid)
+    s.candidates = 1
+    s.chunk_seconds = 30.0
+    s.overlap_seconds = 2.0
+    s.max_batch = 8  # inputs (or chunks) per jitted call
+    s.compilation_cache_dir = ""  # "" = ~/.cache/samaudio_jax/xla; "none" = off
     # After decoding, make target + residual == mixture (sample/consistency.py): none |
     # project (split the mismatch) | ratio / wiener (mask the mixture by |t|^p / (|t|^p + |r|^p)).
-    c.sample.mixture_consistency = "none"
+    s.mixture_consistency = "none"
+    return s
 
-    c.mesh = ml_collections.ConfigDict()
-    c.mesh.data = -1  # -1 = fill with the remaining devices
-    c.mesh.fsdp = 1
-    c.mesh.tensor = 1
-    c.mesh.dcn_data = 1  # across slices (multi-slice)
-    c.mesh.dcn_fsdp = 1
-    c.mesh.dcn_tensor = 1
+
+def mesh_defaults() -> ml_collections.ConfigDict:
+    """The device mesh and the logical-axis rules."""
+    m = ml_collections.ConfigDict()
+    m.data = -1  # -1 = fill with the remaining devices
+    m.fsdp = 1
+    m.tensor = 1
+    m.dcn_data = 1  # across slices (multi-slice)
+    m.dcn_fsdp = 1
+    m.dcn_tensor = 1
     # Logical axis name -> mesh axes (None = replicated). Every parameter and activation
     # annotation in the model uses the logical names on the left.
-    c.mesh.rules = (
+    m.rules = (
         ("batch", ("data", "fsdp")),
         ("length", None),
         ("embed", "fsdp"),
@@ -260,4 +291,35 @@ def default_config() -> ml_collections.ConfigDict:
         ("vocab", "tensor"),
         ("norm", None),
     )
+    return m
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.name = "default"
+    c.seed = 0
+    c.model = model_defaults()
+
+    c.codec = codec_defaults()
+    c.text = text_defaults()
+    c.vision = vision_defaults()
+    c.data = data_defaults()
+    c.train = train_defaults()
+    c.sample = sample_defaults()
+    c.mesh = mesh_defaults()
+    return link_derived_fields(c)
+
+
+def link_derived_fields(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Makes the fields that follow from others references to them (in place; returns `c`).
+
+    Each derived field is a FieldReference computed from its source, so it tracks the source
+    until it is set itself; setting it replaces the reference with that value (the source
+    is left alone), and validate_config refuses the pair if they then disagree.
+    """
+    m = c.model
+    m.latent_dim = c.codec.get_ref("latent_dim").to_int()
+    m.out_channels = 2 * m.get_ref("latent_dim")
+    m.in_channels = 3 * m.get_ref("out_channels")
+    c.vision.output_dim = m.get_ref("video_dim").to_int()
     return c

@@ -32,6 +32,7 @@ from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.paths import Path, as_path
 
 STATE_FILE = "demo_state.json"
+DEFAULT_EVAL_MIXTURES = 100  # held-out mixtures the eval stage scores (--eval_mixtures)
 
 
 def _load_state(work: Path) -> dict:
@@ -56,7 +57,7 @@ def _complete(data: Path) -> bool:
 def stage_manifest_data(config, work: Path, manifests: tuple[str, str], say) -> None:
     """Shards of the train and test manifests in WORKDIR/data (make-shards, as the CLI)."""
     from samaudio_jax.data.manifest import read_manifest
-    from samaudio_jax.data.shards import write_shards
+    from samaudio_jax.data.shard_writer import write_shards
 
     data = work / "data"
     for split, manifest in zip(("train", "test"), manifests, strict=True):
@@ -153,8 +154,8 @@ def stage_separate(config, work, state, separator, step, say) -> None:
     import jax
 
     from samaudio_jax.eval import evaluate as ev
+    from samaudio_jax.eval.plots import save_spectrograms
     from samaudio_jax.sample.audio_io import write_wav
-    from samaudio_jax.sample.spectrograms import save_spectrograms
 
     out = work / "separation"
     names = ("mixture.wav", "target.wav", "residual.wav", "spectrograms.png")
@@ -336,7 +337,7 @@ def run_demo(
     config,
     workdir,
     *,
-    eval_mixtures: int = 100,
+    eval_mixtures: int = DEFAULT_EVAL_MIXTURES,
     print_fn=_print_flush,
     manifests: tuple[str, str] | None = None,
     data_dir=None,

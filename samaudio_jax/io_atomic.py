@@ -82,6 +82,8 @@ def atomic_write_stream(path: str | os.PathLike, write: Callable[[BinaryIO], Non
     def fill(tmp: str) -> None:
         with open(tmp, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it look complete
 
     _local_atomic(os.fspath(as_path(path)), ".tmp", fill)
 

@@ -16,7 +16,7 @@ from samaudio_jax.cli.config_loader import load_config
 from samaudio_jax.data import pipeline
 from samaudio_jax.data.crops import active_crop_offset
 from samaudio_jax.data.manifest import read_manifest
-from samaudio_jax.data.shards import write_shards
+from samaudio_jax.data.shard_writer import write_shards
 from samaudio_jax.eval import evaluate as ev
 
 RATE = 8000

@@ -54,3 +54,23 @@ def test_bad_overrides_name_the_field(override, message):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.py"):
         load_config(tmp_path / "nope.py")
+
+
+@pytest.mark.parametrize("size", ["small", "base", "large"])
+def test_sized_presets_are_one_file_and_differ_in_sizes_only(size):
+    from samaudio_jax.config_checks import ConfigError
+
+    old_path = load_config(CONFIGS / f"{size}.py").to_dict()
+    assert load_config(f"{CONFIGS / 'sam.py'}:{size}").to_dict() == old_path
+    other = load_config(f"{CONFIGS / 'sam.py'}:small").to_dict()
+    differ = {
+        (section, k)
+        for section in old_path
+        if isinstance(old_path[section], dict)
+        for k in old_path[section]
+        if old_path[section][k] != other[section][k]
+    }
+    sizes = {("model", "dim"), ("model", "num_layers"), ("model", "num_heads")}
+    assert differ <= sizes and (old_path["name"] == size)
+    with pytest.raises(ConfigError, match=r"sam.py:huge: expected a size in small, base, large"):
+        load_config(f"{CONFIGS / 'sam.py'}:huge")

@@ -15,7 +15,8 @@ import soundfile as sf
 
 from samaudio_jax.cli import make_shards
 from samaudio_jax.data.manifest import ManifestError, read_manifest
-from samaudio_jax.data.shards import AudioDecodeError, ShardError, ShardReader, write_shards
+from samaudio_jax.data.shard_writer import write_shards
+from samaudio_jax.data.shards import AudioDecodeError, ShardError, ShardReader
 
 RATE = 8000
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_cli_reports_counts_and_strict_failure_naming_the_file(tmp_path, bad_fil
 KILLED_WRITER = """
 import sys, time
 from samaudio_jax.data.manifest import read_manifest
-from samaudio_jax.data.shards import write_shards
+from samaudio_jax.data.shard_writer import write_shards
 
 def pause(n):
     if n == 5:

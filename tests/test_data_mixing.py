@@ -5,7 +5,8 @@ import pytest
 
 from samaudio_jax.data.mixing import activity_spans, mix_sources, span_prompt
 from samaudio_jax.data.pipeline import PipelineConfig, make_dataset
-from samaudio_jax.data.shards import ShardReader, ShardWriter
+from samaudio_jax.data.shard_writer import ShardWriter
+from samaudio_jax.data.shards import ShardReader
 from samaudio_jax.data.synth import write_synth_corpus
 
 RATE = 8000

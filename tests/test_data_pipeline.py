@@ -113,16 +113,13 @@ def byte_tokenize(texts):
     return ids, ids > 0
 
 
-def test_tokenize_hook_and_prompt_dropout(reader):
-    cfg = PipelineConfig(sample_rate=RATE, segment_seconds=0.5, text_dropout=1.0, span_dropout=1.0)
+def test_tokenize_hook(reader):
+    # (prompt dropout is the train step's: tests/test_config_validation.py)
     b = next(iter(make_dataset(reader, CFG, batch_size=4, tokenize=byte_tokenize)))
     ids, mask = byte_tokenize(descriptions(b))
     np.testing.assert_array_equal(b["text_ids"], ids)
     np.testing.assert_array_equal(b["text_mask"], mask)
-    assert mask.any()
-    dropped = next(iter(make_dataset(reader, cfg, batch_size=4, tokenize=byte_tokenize)))
-    assert np.all(dropped["description_length"] == 0) and not dropped["text_mask"].any()
-    assert np.all(dropped["spans"] == 0)
+    assert mask.any() and np.all(b["description_length"] > 0)
 
 
 def test_others_never_share_the_target_description(reader):

@@ -12,7 +12,8 @@ import soundfile as sf
 
 from samaudio_jax.cli import make_shards
 from samaudio_jax.data.manifest import read_manifest
-from samaudio_jax.data.shards import ShardReader, write_shards
+from samaudio_jax.data.shard_writer import write_shards
+from samaudio_jax.data.shards import ShardReader
 from samaudio_jax.data.staging import StagingError
 
 RATE = 8000

@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 
 from samaudio_jax.data.manifest import read_manifest
-from samaudio_jax.data.shards import PCM_SCALE, ShardReader, ShardWriter, write_shards
+from samaudio_jax.data.shard_writer import ShardWriter, write_shards
+from samaudio_jax.data.shards import PCM_SCALE, ShardReader
 
 RATE = 8000
 INT16_TOL = 0.5 / PCM_SCALE + 1e-7  # int16 storage: rounding to the nearest step

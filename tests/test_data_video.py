@@ -23,14 +23,8 @@ from samaudio_jax.data.pipeline import (
     restore_iterator_state,
     save_iterator_state,
 )
-from samaudio_jax.data.shards import (
-    FORMAT,
-    FORMAT_VIDEO,
-    PCM_SCALE,
-    ShardReader,
-    ShardWriter,
-    write_shards,
-)
+from samaudio_jax.data.shard_writer import ShardWriter, write_shards
+from samaudio_jax.data.shards import FORMAT, FORMAT_VIDEO, PCM_SCALE, ShardReader
 from samaudio_jax.data.video_features import VideoInputError
 from tests.train_testlib import REPO
 from tests.vision_reference import write_test_video
@@ -230,6 +224,7 @@ def test_feature_width_must_match_model_video_dim(frame_coded):
             f"--config.data.dir={reader.directory}",
             "--config.model.video_dim=6",
             "--config.codec.hop_length=32",
+            "--config.codec.latent_dim=32",  # a frames codec has one latent per hop sample
         ]
     )
     with pytest.raises(DatasetMismatchError, match="one per 16 samples .* frames are 32 samples"):

@@ -15,7 +15,8 @@ from samaudio_jax.codec import build_codec
 from samaudio_jax.data import latent_shards
 from samaudio_jax.data.latent_shards import LatentDatasetError, LatentShardReader
 from samaudio_jax.data.pipeline import MakeExample, PipelineConfig, make_dataset
-from samaudio_jax.data.shards import ShardReader, ShardWriter
+from samaudio_jax.data.shard_writer import ShardWriter
+from samaudio_jax.data.shards import ShardReader
 from samaudio_jax.data.synth import write_synth_corpus
 from samaudio_jax.parallel.mesh import make_mesh
 from samaudio_jax.train import inputs as inputs_lib
@@ -264,11 +265,13 @@ def test_audio_at_another_rate_than_the_config_is_one_line_naming_both(tmp_path)
 
 def test_latent_dim_or_hop_other_than_the_model_is_named(latents):
     reader = LatentShardReader(latents)
-    config = tiny_config(["--config.codec.hop_length=32"])
+    # (model.latent_dim follows codec.latent_dim; config_checks refuses them apart)
+    dacvae = ["--config.codec.kind=dacvae", "--config.codec.encoder_rates=(2,2,2,4)"]
+    config = tiny_config([*dacvae, "--config.codec.hop_length=32"])
     with pytest.raises(LatentDatasetError, match=r"hop_length 16 .*codec.hop_length is 32"):
         latent_shards.check_against_config(reader, config)
-    config = tiny_config(["--config.model.latent_dim=8"])
-    with pytest.raises(LatentDatasetError, match=r"latent_dim 16 .*model.latent_dim is 8"):
+    config = tiny_config(["--config.codec.latent_dim=8", "--config.codec.hop_length=8"])
+    with pytest.raises(LatentDatasetError, match=r"latent_dim 16 .*codec.latent_dim is 8"):
         latent_shards.check_against_config(reader, config)
     config = tiny_config(["--config.codec.kind=dacvae"])  # same shapes, another codec
     with pytest.raises(LatentDatasetError, match=r"kind frames .*codec.kind is dacvae"):

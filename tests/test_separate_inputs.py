@@ -173,3 +173,42 @@ def test_clean_prediction_converts_to_the_flow_velocity(sigma_min):
         )
     # At t = 1 the denominator is held away from zero instead of dividing by it.
     assert np.isfinite(np.asarray(velocity_from_clean(x1, x1, 1.0))).all()
+
+
+def test_options_defaults_are_the_schemas_and_unknown_options_are_named():
+    from samaudio_jax.config_schema import default_config
+    from samaudio_jax.sample.options import SeparateOptions
+
+    # Separator.separate reads the config; separate() alone uses the dataclass: the same
+    # (but for the prediction, which separate() alone reads from the model it is given).
+    assert SeparateOptions.from_config(default_config()) == SeparateOptions(prediction="velocity")
+    config = default_config()
+    config.sample.steps, config.sample.compilation_cache_dir = 4, "none"
+    config.model.prediction = "clean"
+    got = SeparateOptions.from_config(config)
+    assert (got.steps, got.cache_dir, got.prediction) == (4, None, "clean")
+    with pytest.raises(TypeError, match="unknown option.s. stepz; known: atol, cache_dir"):
+        SeparateOptions().replace(stepz=3)
+    with pytest.raises(ValueError, match="solver 'euler' needs `steps` or `step_size`"):
+        SeparateOptions(solver="euler", steps=None).resolve(None)
+
+
+def test_a_call_leaves_jax_compilation_settings_as_it_found_them(tmp_path):
+    import jax
+
+    from samaudio_jax.sample.compile_cache import call_cache
+
+    before = (
+        jax.config.jax_compilation_cache_dir,
+        jax.config.jax_persistent_cache_min_compile_time_secs,
+    )
+    assert before[0] is None  # the test session sets no cache
+    with call_cache(tmp_path / "xla") as folder:
+        assert jax.config.jax_compilation_cache_dir == folder == str(tmp_path / "xla")
+    after = (
+        jax.config.jax_compilation_cache_dir,
+        jax.config.jax_persistent_cache_min_compile_time_secs,
+    )
+    assert after == before
+    with call_cache("none") as folder:
+        assert folder is None and jax.config.jax_compilation_cache_dir is None

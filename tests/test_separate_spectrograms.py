@@ -8,7 +8,7 @@ import pytest
 import scipy.signal
 from matplotlib import image as mpimg
 
-from samaudio_jax.cli.separate import save_spectrograms, spectrogram_db
+from samaudio_jax.eval.plots import save_spectrograms, spectrogram_db
 
 
 @pytest.mark.parametrize("n", [3000, 200])  # 200 < nfft: zero-padded to one frame

@@ -98,7 +98,11 @@ CHANGES = {
         ["data.sample_rate", "data.snr_db"],
     ),
     "vision": ([], ["--config.vision.enabled=true"], ["vision.enabled"]),
-    "codec": ([], ["--config.codec.kind=dacvae"], ["codec.kind"]),
+    "codec": (
+        [],
+        ["--config.codec.kind=dacvae", "--config.codec.encoder_rates=(2,8)"],  # tiny's hop 16
+        ["codec.encoder_rates", "codec.kind"],
+    ),
 }
 
 

@@ -11,8 +11,8 @@ sample/loading.py's Separator adds the sampling methods.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import json
 import os
 
 import jax.numpy as jnp
@@ -20,8 +20,9 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from samaudio_jax.checkpoint.release_config import read_json_object
+from samaudio_jax.config_checks import migrate_saved, validate_config
 from samaudio_jax.config_schema import default_config
-from samaudio_jax.paths import as_path
 
 
 @dataclasses.dataclass
@@ -52,6 +53,7 @@ def build_modules(config: ml_collections.ConfigDict, seed: int = 0, *, text: boo
     from samaudio_jax.model.flow import SAMAudioFlow
     from samaudio_jax.text.factory import build_text_encoder
 
+    validate_config(config)
     model = SAMAudioFlow(config.model, rngs=nnx.Rngs(seed))
     codec = build_codec(config.codec)
     encoder = None
@@ -87,22 +89,16 @@ def merge_config(base: ml_collections.ConfigDict, update: dict, where: str) -> N
 
 
 def config_from_dict(data: dict, where: str) -> ml_collections.ConfigDict:
-    """The default config with `data` (a saved config) merged on (older files gain new fields)."""
+    """The default config with `data` (a saved config) merged on (older files gain new
+    fields), checked as a loaded --config is (config_checks.validate_config)."""
     config = default_config()
-    merge_config(config, data, where)
-    return config
+    merge_config(config, migrate_saved(copy.deepcopy(data)), where)
+    return validate_config(config)
 
 
 def config_from_json(path: str | os.PathLike) -> ml_collections.ConfigDict:
     """Reads a config.json (ConfigDict.to_json()) onto the default config."""
-    path = as_path(path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object (the config), got {type(data).__name__}")
-    return config_from_dict(data, "config")
+    return config_from_dict(read_json_object(path, "the config"), "config")
 
 
 # ------------------------------------------------------------------------------ params

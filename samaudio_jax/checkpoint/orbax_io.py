@@ -50,6 +50,9 @@ _FREE_FIELDS = (
     "vision.checkpoint",
     "vision.dtype",
     "vision.batch_size",
+    # Follows model.video_dim (checked) wherever the tower is used (config_checks); configs
+    # saved before it was derived hold the old default 1024 with the tower off.
+    "vision.output_dim",
     "data.read_threads",
     "data.prefetch_buffer_size",
     "data.min_input_rate",
@@ -203,9 +206,6 @@ class TrainCheckpointer:
 
     def all_steps(self) -> list[int]:
         return list(self.manager.all_steps())
-
-    def should_save(self, step: int) -> bool:
-        return self.manager.should_save(step)
 
     def reached_preemption(self, step: int) -> bool:
         return self.manager.reached_preemption(step)

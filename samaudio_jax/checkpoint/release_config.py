@@ -104,6 +104,19 @@ def _get(release: dict, section: str | None, field: str):
     return release[field] if section is None else release[section][field]
 
 
+def read_json_object(path, what: str) -> dict:
+    """The JSON object in file `path`; ValueError naming the file when it is not valid JSON
+    or not an object (`what` says what it should hold)."""
+    path = as_path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object ({what}), got {type(data).__name__}")
+    return data
+
+
 def read_release_config(path: str | os.PathLike) -> dict:
     """Reads config.json (a file or a release directory) merged over the release's defaults."""
     path = as_path(path)
@@ -111,13 +124,7 @@ def read_release_config(path: str | os.PathLike) -> dict:
         path = path / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"release config: no such file: {path}")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object at the top level")
-    return _merged(raw)
+    return _merged(read_json_object(path, "the release config"))
 
 
 def model_config_from_release(

@@ -24,13 +24,14 @@ import json
 
 import numpy as np
 
-from samaudio_jax.checkpoint.bundle import Bundle, config_from_dict, flat_params, load_params
+from samaudio_jax.checkpoint.bundle import Bundle, flat_params, load_params, merge_config
 from samaudio_jax.checkpoint.release_config import (
     check_model_config,
     model_config_from_release,
     read_release_config,
     release_config_from_model,
 )
+from samaudio_jax.config_checks import migrate_saved, validate_config
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.io_atomic import atomic_write_text
 from samaudio_jax.paths import Path, as_path, check_reachable
@@ -75,26 +76,19 @@ def _config(directory: Path, release: dict):
     config_file = directory / CONFIG_FILE
     config = default_config()
     config.model = model_config_from_release(release, source=str(config_file))
+    # The release's codec latents and vision features are the flow network's (its
+    # codebook_dim and video_feature_dim, checked by model_config_from_release).
+    config.codec.latent_dim = config.model.latent_dim
+    config.vision.output_dim = config.model.video_dim
     config.codec.kind = "dacvae"
     config.codec.sample_rate = int(release["audio_codec"].get("sample_rate", 48000))
     config.text.kind = "t5"
     extension = release.get(EXTENSION)
     if extension is not None:
-        config = config_from_dict(
-            _deep_update(json.loads(config.to_json()), extension.get("config", {})),
-            f"{config_file}:{EXTENSION}.config",
-        )
+        saved = migrate_saved(copy.deepcopy(extension.get("config", {})))
+        merge_config(config, saved, f"{config_file}:{EXTENSION}.config")
         check_model_config(config.model, release, source=str(config_file))
-    return config
-
-
-def _deep_update(base: dict, update: dict) -> dict:
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _deep_update(base[k], v)
-        else:
-            base[k] = v
-    return base
+    return validate_config(config)
 
 
 def _split(state: dict, flow_keys: set[str], file: str) -> dict[str, dict]:

@@ -1,40 +1,19 @@
-"""Loads an experiment file from configs/ and applies `--config.a.b=value` overrides.
-
-The file may live behind a URL (e.g. the config.py that `import` writes into a gs://
-workdir): its text is read and run as a module whose __file__ is the URL.
+"""Loads an experiment file from configs/ (`configs/X.py` or `configs/X.py:ARG`, local or
+behind a URL: samaudio_jax/config_files.py) and applies `--config.a.b=value` overrides, then
+checks the whole config (config_checks.validate_config).
 """
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import math
 import os
-import types
 
 import ml_collections
 
-from samaudio_jax.config_checks import ConfigError, ConfigFileError, validate_config
-from samaudio_jax.paths import as_path, is_url
-
-
-def load_config_file(path: str | os.PathLike) -> ml_collections.ConfigDict:
-    """Imports `path` and returns its get_config()."""
-    path = as_path(path)
-    if not path.is_file():
-        raise ConfigFileError(f"--config: no such config file: {path}")
-    name = f"_samaudio_config_{path.stem}"
-    if is_url(path):
-        module = types.ModuleType(name)
-        module.__file__ = str(path)
-        exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
-    else:
-        spec = importlib.util.spec_from_file_location(name, os.fspath(path))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"--config: {path} defines no get_config()")
-    return module.get_config()
+from samaudio_jax.config_checks import RENAMED, ConfigError, renamed_message, validate_config
+from samaudio_jax.config_files import load_config_file
+from samaudio_jax.config_schema import default_config
 
 
 def _coerce(raw: str, current, name: str):
@@ -98,6 +77,8 @@ def apply_overrides(
             node = node[part]
         leaf = parts[-1]
         if leaf not in node:
+            if key in RENAMED:
+                raise ConfigError("--" + renamed_message(key))
             raise ConfigError(f"--config.{key}: no field {key!r} in the config")
         current = node[leaf]
         try:
@@ -113,6 +94,10 @@ def apply_overrides(
 
 
 def load_config(
-    path: str | os.PathLike, overrides: list[str] | None = None
+    path: str | os.PathLike | None, overrides: list[str] | None = None
 ) -> ml_collections.ConfigDict:
-    return apply_overrides(load_config_file(path), overrides or [])
+    """The experiment file's config (the default config when `path` is empty) with the
+    overrides applied, checked whole. Every error is a ConfigError, which each command
+    reports as one line (cli/args.py)."""
+    config = load_config_file(path) if path else default_config()
+    return apply_overrides(config, overrides or [])

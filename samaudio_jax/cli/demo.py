@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from samaudio_jax.demo import DEFAULT_EVAL_MIXTURES
+
 SYNTH_CONFIG = "configs/demo.py"
 REAL_CONFIG = "configs/demo_real.py"  # the recipe measured on real recordings
 
@@ -18,7 +20,9 @@ def add_arguments(parser) -> None:
         default="",
         help=f"experiment file (default {SYNTH_CONFIG}; {REAL_CONFIG} with --manifest or --data)",
     )
-    parser.add_argument("--eval_mixtures", type=int, default=100, help="held-out mixtures")
+    parser.add_argument(
+        "--eval_mixtures", type=int, default=DEFAULT_EVAL_MIXTURES, help="held-out mixtures"
+    )
     parser.add_argument("--manifest", default="", help="training files (JSONL or CSV manifest)")
     parser.add_argument(
         "--test_manifest", default="", help="held-out files (other recordings than --manifest)"
@@ -61,11 +65,8 @@ def run(args, overrides) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     own_data = bool(args.manifest or args.data)
-    try:
-        config = load_config(args.config or (REAL_CONFIG if own_data else SYNTH_CONFIG), overrides)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
+    # A bad config is a ConfigError: one line, exit status 2 (cli/args.py).
+    config = load_config(args.config or (REAL_CONFIG if own_data else SYNTH_CONFIG), overrides)
     try:
         run_demo(
             config,

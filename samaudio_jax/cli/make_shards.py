@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import sys
 
-from samaudio_jax.cli.config_loader import apply_overrides, load_config
-from samaudio_jax.config_schema import default_config
+from samaudio_jax.cli.config_loader import load_config
 from samaudio_jax.data.manifest import ManifestError, read_manifest
-from samaudio_jax.data.shards import AudioDecodeError, ShardError, WriteSummary, write_shards
+from samaudio_jax.data.shard_writer import WriteSummary, write_shards
+from samaudio_jax.data.shards import AudioDecodeError, ShardError
 from samaudio_jax.data.video_features import (
     VideoInputError,
     latent_hop_samples,
@@ -41,9 +41,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args, overrides) -> int:
-    config = load_config(args.config, overrides) if args.config else default_config()
-    if not args.config:
-        apply_overrides(config, overrides)
+    config = load_config(args.config, overrides)
     data = config.data
     summary = WriteSummary()
 

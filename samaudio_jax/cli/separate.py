@@ -25,8 +25,9 @@ import math
 import os
 import sys
 
+from samaudio_jax.data.manifest import json_lines
+from samaudio_jax.eval.plots import save_spectrograms
 from samaudio_jax.paths import Path, as_path, is_url
-from samaudio_jax.sample.spectrograms import save_spectrograms, spectrogram_db  # noqa: F401
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 
@@ -87,14 +88,10 @@ def read_manifest(path: Path) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"--manifest: no such file: {path}")
     jobs = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, row in json_lines(path):
         where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not valid JSON ({err})") from None
+        if isinstance(row, json.JSONDecodeError):
+            raise ValueError(f"{where}: not valid JSON ({row})")
         if not isinstance(row, dict) or "input" not in row or "description" not in row:
             raise ValueError(f"{where}: expected an object with 'input' and 'description'")
         for field in ("input", "description"):
@@ -321,33 +318,21 @@ def _run(args, overrides) -> int:
     batch_size = args.batch_size or int(separator.config.sample.max_batch)
     if batch_size < 1:
         raise ValueError(f"--batch_size: expected >= 1, got {batch_size}")
-    encoder = None
-    if any(j.get("video") for j in jobs):
-        encoder = separator.frame_encoder()
     items = tqdm(range(0, len(jobs), batch_size), desc="batches", disable=len(jobs) <= 1)
     for first in items:
         group = jobs[first : first + batch_size]
         mixtures = [
             audio_io.load_audio(j["input"], rate, where=f"--input ({j['input']})") for j in group
         ]
-        video_features = None
-        if encoder is not None:
-            from samaudio_jax.vision.features import per_input_video_features
-
-            hop = separator.codec.hop_length
-            video_features = per_input_video_features(
-                encoder,
-                [j.get("video") for j in group],
-                [math.ceil(len(m) / hop) for m in mixtures],
-                [j.get("mask") for j in group],
-                hop_length=hop,
-                sample_rate=rate,
-            )
+        videos = masks = None
+        if any(j.get("video") for j in group):  # encoded by the checkpoint's PE-Core tower
+            videos, masks = [j.get("video") for j in group], [j.get("mask") for j in group]
         result = separator.separate(
             mixtures,
             [j["description"] for j in group],
             [j["spans"] for j in group],
-            video_features,
+            videos=videos,
+            masks=masks,
             key=jax.random.fold_in(key, first),
             max_batch=batch_size,
             progress=progress,

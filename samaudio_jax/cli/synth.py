@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import sys
 
-from samaudio_jax.cli.config_loader import apply_overrides, load_config
+from samaudio_jax.cli.config_loader import load_config
 from samaudio_jax.config_checks import ConfigError
-from samaudio_jax.config_schema import default_config
 from samaudio_jax.data.synth import SOUND_CLASSES, SynthVideo, write_synth_corpus
 from samaudio_jax.paths import StorageBackendError
 
@@ -33,9 +32,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args, overrides) -> int:
-    config = load_config(args.config, overrides) if args.config else default_config()
-    if not args.config:
-        apply_overrides(config, overrides)
+    config = load_config(args.config, overrides)
     synth = config.data.synth
     for name in synth.classes:
         if name not in SOUND_CLASSES:

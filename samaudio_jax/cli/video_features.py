@@ -13,8 +13,7 @@ import math
 
 import numpy as np
 
-from samaudio_jax.cli.config_loader import apply_overrides, load_config
-from samaudio_jax.config_schema import default_config
+from samaudio_jax.cli.config_loader import load_config
 from samaudio_jax.io_atomic import atomic_write_stream
 from samaudio_jax.paths import as_path
 
@@ -33,9 +32,7 @@ def run(args, overrides) -> int:
     from samaudio_jax.vision.features import clip_features
     from samaudio_jax.vision.video import read_video
 
-    config = load_config(args.config, overrides) if args.config else default_config()
-    if not args.config:
-        apply_overrides(config, overrides)
+    config = load_config(args.config, overrides)
     hop, rate = int(config.codec.hop_length), int(config.codec.sample_rate)
     video = read_video(args.video)
     if args.frames > 0:

@@ -9,7 +9,6 @@ and `samaudio_jax.load` always gives the codec the source holds.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import jax
@@ -17,6 +16,7 @@ import numpy as np
 from flax import nnx
 
 from samaudio_jax.codec.base import Codec
+from samaudio_jax.config_checks import validate_codec_fields
 from samaudio_jax.keymaps.codec import PREFIX, codec_rules
 from samaudio_jax.paths import as_path, check_reachable
 from samaudio_jax.state_dict_io import read_state_dict
@@ -43,15 +43,11 @@ def build_codec(cfg, *, random_ok: bool = False) -> Codec:
     without one it is random and RandomCodecWarning is raised unless random_ok (the caller
     fills the weights itself, e.g. from a loaded checkpoint).
     """
+    validate_codec_fields(cfg)  # kind, sizes, and the hop each kind implies
     kind = cfg.kind
     if kind == "frames":
         from samaudio_jax.codec import frames
 
-        if cfg.latent_dim != cfg.hop_length:
-            raise ValueError(
-                f"codec.latent_dim: the frames codec has one latent per sample of a frame, so "
-                f"latent_dim must equal codec.hop_length ({cfg.hop_length}), got {cfg.latent_dim}"
-            )
         scale = None
         if cfg.latent_scale:
             scale = frames.load_latent_scale(cfg.latent_scale, cfg.hop_length)
@@ -59,12 +55,6 @@ def build_codec(cfg, *, random_ok: bool = False) -> Codec:
     if kind == "dacvae":
         from samaudio_jax.codec import dacvae
 
-        hop = math.prod(cfg.encoder_rates)
-        if hop != cfg.hop_length:
-            raise ValueError(
-                f"codec.hop_length: {cfg.hop_length} differs from the product of "
-                f"codec.encoder_rates {tuple(cfg.encoder_rates)} = {hop}"
-            )
         codec = dacvae.DacVaeCodec(
             sample_rate=cfg.sample_rate,
             encoder_dim=cfg.encoder_dim,

@@ -31,14 +31,13 @@ memory (a memfd) and uploaded whole; array_record reads gs:// itself.
 from __future__ import annotations
 
 import json
-import os
 import struct
 
 import numpy as np
 
 from samaudio_jax.data.pipeline import DatasetMismatchError
-from samaudio_jax.data.shards import SHARD_SUFFIX, _read_fd, array_record_source
-from samaudio_jax.paths import Path, as_path, is_url, url_scheme
+from samaudio_jax.data.shards import SHARD_SUFFIX, ArrayRecordFile, array_record_source
+from samaudio_jax.paths import Path, as_path, url_scheme
 
 FORMAT = "samaudio-latents-v1"
 INDEX_NAME = "index.json"
@@ -101,30 +100,15 @@ def decode_record(data: bytes, dtype: str) -> dict:
 
 
 def write_array_record(path: Path, records: list[bytes]) -> None:
-    """Writes `records` as one ArrayRecord file at `path`, atomically: local files are
-    written under `<name>.tmp` and renamed; a URL's are built in a memfd and uploaded whole."""
-    from array_record.python.array_record_module import ArrayRecordWriter
-
-    path = as_path(path)
-    if is_url(path):
-        fd = os.memfd_create(path.name)
-        try:
-            writer = ArrayRecordWriter(f"/proc/self/fd/{fd}", "group_size:1")
-            for r in records:
-                writer.write(r)
-            writer.close()
-            path.write_bytes(_read_fd(fd))
-        finally:
-            os.close(fd)
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    writer = ArrayRecordWriter(os.fspath(tmp), "group_size:1")
-    for r in records:
-        writer.write(r)
-    writer.close()
-    with open(tmp, "rb+") as f:  # on disk before the rename makes the shard look complete
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Writes `records` as one ArrayRecord file at `path`, atomically (shards.ArrayRecordFile)."""
+    out = ArrayRecordFile(path)
+    try:
+        for r in records:
+            out.write(r)
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()
 
 
 def latent_record_source(directory: Path, shards: list[dict], present: set[str], expected: int):
@@ -226,7 +210,6 @@ def check_against_config(reader: LatentShardReader, config) -> None:
         # another codec's latents live in another space, whatever their shape
         ("kind", codec.get("kind"), "codec.kind", str(config.codec.kind)),
         ("latent_dim", reader.latent_dim, "codec.latent_dim", int(config.codec.latent_dim)),
-        ("latent_dim", reader.latent_dim, "model.latent_dim", int(config.model.latent_dim)),
         ("hop_length", reader.hop_length, "codec.hop_length", int(config.codec.hop_length)),
         (
             "sample_rate",

@@ -178,6 +178,19 @@ def entry_from_row(row: dict, where: str, base_dir: Path | None = None) -> Manif
     )
 
 
+def json_lines(path):
+    """(line number, value) for each non-blank line of a JSON-lines file: the line's JSON
+    value, or the JSONDecodeError it raised (each reader words its own error)."""
+    with as_path(path).open("r", encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield line, json.loads(text)
+            except json.JSONDecodeError as e:
+                yield line, e
+
+
 def read_manifest(
     path: str | Path, on_error: Callable[[ManifestError], None] | None = None
 ) -> list[ManifestEntry]:
@@ -211,23 +224,16 @@ def read_manifest(
             for line, row in enumerate(reader, start=2):
                 add(row, f"manifest {path} line {line}")
     else:
-        with path.open("r", encoding="utf-8") as f:
-            for line, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                where = f"manifest {path} line {line}"
-                try:
-                    row = json.loads(text)
-                except json.JSONDecodeError as e:
-                    row = ManifestError(f"{where}: not valid JSON ({e.msg})")
-                if not isinstance(row, dict | ManifestError):
-                    row = ManifestError(
-                        f"{where}: expected a JSON object, got {type(row).__name__}"
-                    )
-                if isinstance(row, ManifestError):
-                    if on_error is None:
-                        raise row
-                    on_error(row)
-                    continue
-                add(row, where)
+        for line, row in json_lines(path):
+            where = f"manifest {path} line {line}"
+            if isinstance(row, json.JSONDecodeError):
+                row = ManifestError(f"{where}: not valid JSON ({row.msg})")
+            elif not isinstance(row, dict):
+                row = ManifestError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            if isinstance(row, ManifestError):
+                if on_error is None:
+                    raise row
+                on_error(row)
+                continue
+            add(row, where)
     return entries

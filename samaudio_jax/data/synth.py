@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from samaudio_jax.data.shards import ShardWriter, WriteSummary
+from samaudio_jax.data.shard_writer import ShardWriter, WriteSummary
 from samaudio_jax.data.staging import staged_dataset
 from samaudio_jax.paths import Path, as_path
 

@@ -2,7 +2,7 @@
 features, computed once (encode-shards) instead of in every train step.
 
 Rows are the dataset's distinct descriptions in sorted order, so row 0 is "" (the empty
-prompt, always present: text dropout and `train.cond_dropout` use it). Records store
+prompt, always present: the train step's text dropout uses it). Records store
 `<u32 header length> <JSON header {description, length}> <(length, dim) features>` in the
 table's dtype (float16 or bfloat16): T5's last_hidden_state at the description's real
 tokens; the mask is the first `length` positions (T5's tokenizer pads on the right, and the

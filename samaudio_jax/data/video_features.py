@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import warnings
 
 import numpy as np
 
+from samaudio_jax.config_checks import data_hop_samples
 from samaudio_jax.data.manifest import ManifestEntry
 from samaudio_jax.data.shards import ShardError
-from samaudio_jax.paths import as_path, is_url
+from samaudio_jax.io_read import readable_file
 
 
 class VideoInputError(ValueError):
@@ -28,15 +28,7 @@ class VideoInputError(ValueError):
 
 def latent_hop_samples(config) -> int:
     """The codec hop in samples at config.data.sample_rate (one video feature per hop)."""
-    hop, codec_rate = int(config.codec.hop_length), int(config.codec.sample_rate)
-    data_rate = int(config.data.sample_rate)
-    value = hop * data_rate / codec_rate
-    if value != int(value) or value <= 0:
-        raise ValueError(
-            f"config.codec.hop_length {hop} at codec.sample_rate {codec_rate} is not a whole "
-            f"number of samples at data.sample_rate {data_rate}"
-        )
-    return int(value)
+    return data_hop_samples(config)
 
 
 def num_latent_frames(num_samples: int, hop: int) -> int:
@@ -46,10 +38,13 @@ def num_latent_frames(num_samples: int, hop: int) -> int:
 def load_feature_file(path: str, frames: int, where: str) -> np.ndarray:
     """A (frames, Dv) float array from `path` (.npy); VideoInputError naming it otherwise."""
     field = f"{where}: video_features {path}"
-    if not (as_path(path).is_file() if is_url(path) else os.path.isfile(path)):
-        raise VideoInputError(f"{field}: no such file")
     try:  # a URL's .npy is read into memory
-        source = io.BytesIO(as_path(path).read_bytes()) if is_url(path) else path
+        source = readable_file(path)
+    except (FileNotFoundError, IsADirectoryError):
+        raise VideoInputError(f"{field}: no such file") from None
+    except EOFError:
+        source = io.BytesIO()  # np.load names an empty file below
+    try:
         feats = np.load(source, allow_pickle=False)
     except Exception as e:  # ValueError, OSError, EOFError, UnpicklingError...
         raise VideoInputError(f"{field}: not a readable .npy file ({e})") from None

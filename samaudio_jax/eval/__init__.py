@@ -1,1 +1,2 @@
-"""Evaluation: SI-SDR, SDR and the evaluation loop."""
+"""Evaluation: SI-SDR, SDR, the evaluation loop (evaluate.py) and plots of a separation
+(plots.py)."""

@@ -6,26 +6,16 @@ with memory = memory_proj(text) + S(t) (S(t) alone, (B, 1, D), without text).
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from samaudio_jax.config_checks import HEADS, validate_model_fields  # noqa: F401 (HEADS: public)
 from samaudio_jax.model import layers as L
-from samaudio_jax.model.dit import DiT
+from samaudio_jax.model.dit import DiT, timestep_frequencies
 
 NULL_ANCHOR, PAD_ANCHOR = 0, 3
-HEADS = ("linear", "gated_mix")
-
-
-def time_sinusoid(t: jax.Array, dim: int) -> jax.Array:
-    """S(t) (B, dim): [cos(t f), sin(t f)], f = exp(-ln(10000) * arange(dim/2) / (dim/2))."""
-    half = dim // 2
-    freqs = jnp.exp(-math.log(10000.0) * jnp.arange(half, dtype=jnp.float32) / half)
-    args = t.astype(jnp.float32)[:, None] * freqs[None, :]
-    return jnp.concatenate([jnp.cos(args), jnp.sin(args)], axis=-1)
 
 
 def null_anchors(batch: int, length: int, audio_pad_mask: jax.Array | None):
@@ -154,7 +144,7 @@ class SAMAudioFlow(nnx.Module):
             anchor_ids, anchor_alignment = null_anchors(b, t, audio_pad_mask)
         x = self.embed_anchors(x, anchor_ids, anchor_alignment)
 
-        s_t = time_sinusoid(time, self.dim)[:, None, :]
+        s_t = timestep_frequencies(time, self.dim)[:, None, :]  # S(t): dim is even
         t_extra = None
         if text_features is None:
             memory, memory_mask = s_t, None
@@ -189,23 +179,5 @@ class SAMAudioFlow(nnx.Module):
 
 
 def _validate(cfg: ml_collections.ConfigDict) -> None:
-    if cfg.head not in HEADS:
-        raise ValueError(f"model.head: expected one of {HEADS}, got {cfg.head!r}")
-    if cfg.dim % cfg.num_heads:
-        raise ValueError(
-            f"model.dim={cfg.dim} must be divisible by model.num_heads={cfg.num_heads}"
-        )
-    if cfg.dim % 2:
-        raise ValueError(f"model.dim={cfg.dim} must be even (time sinusoid, RoPE)")
-    if (cfg.dim // cfg.num_heads) % 2:
-        raise ValueError("model.dim / model.num_heads (head_dim) must be even for RoPE")
-    if cfg.out_channels != 2 * cfg.latent_dim:
-        raise ValueError(
-            f"model.out_channels={cfg.out_channels} must be 2 * model.latent_dim={cfg.latent_dim}"
-        )
-    if cfg.in_channels != 3 * cfg.out_channels:
-        raise ValueError(
-            f"model.in_channels={cfg.in_channels} must be 3 * model.out_channels={cfg.out_channels}"
-        )
-    if cfg.attention_impl not in ("xla", "cudnn"):
-        raise ValueError(f"model.attention_impl: expected xla|cudnn, got {cfg.attention_impl!r}")
+    """config.model's rules (config_checks.py, the one place they live)."""
+    validate_model_fields(cfg)

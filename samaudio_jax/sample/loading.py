@@ -67,14 +67,15 @@ class Separator(Bundle):
         masks=None,
         **kw,
     ):
-        """`sample.separate` with the config's sampling defaults (solver, steps, candidates,
-        chunking, prediction, mixture_consistency: sample/consistency.py); keyword arguments
-        override them.
+        """`sample.separate` with the config's sampling defaults
+        (SeparateOptions.from_config: solver, steps, candidates, chunking, prediction, ...);
+        keyword arguments override them.
 
         Visual prompts: `video_features` ((Dv, T_i) per input, None = no video), or `videos`
         (paths or vision.video.Video, None per input = no video) with optional `masks`
         (non-zero = hidden), encoded by the PE-Core tower at the latent rate.
         """
+        from samaudio_jax.sample.options import SeparateOptions
         from samaudio_jax.sample.separate import separate
 
         self._check_parts()
@@ -82,39 +83,7 @@ class Separator(Bundle):
             if video_features is not None:
                 raise ValueError("video_features and videos: give one of them, not both")
             video_features, audios = self.video_features(audios, videos, masks)
-
-        s = self.config.sample
-        options = dict(
-            solver=s.solver,
-            steps=s.steps,
-            schedule=s.get("schedule", "uniform"),
-            candidates=s.candidates,
-            chunk_seconds=s.chunk_seconds,
-            overlap_seconds=s.overlap_seconds,
-            prediction=self.config.model.prediction,
-            sigma_min=self.config.train.sigma_min,
-            max_batch=s.get("max_batch", 8),
-        )
-        cache = s.get("compilation_cache_dir", "")
-        if cache:
-            options["cache_dir"] = None if cache == "none" else cache
-        consistency = kw.pop("mixture_consistency", s.get("mixture_consistency", "none"))
-        options.update(kw)
         key = jax.random.key(self.config.seed) if key is None else key
-        if consistency != "none":  # sample/consistency.py: needs the mixture waveforms
-            from samaudio_jax.sample import audio_io
-            from samaudio_jax.sample import consistency as mc
-
-            mc.check_mode(consistency, "mixture_consistency")
-            rate = self.codec.sample_rate
-            audios = [
-                audio_io.load_audio(a, rate, where=f"audios[{i}]") for i, a in enumerate(audios)
-            ]
-            result = separate(
-                self.model, self.codec, self.text_encoder, audios, descriptions, spans,
-                video_features, key=key, **options,
-            )  # fmt: skip
-            return mc.apply_to_result(result, audios, consistency, self.codec)
         return separate(
             self.model,
             self.codec,
@@ -124,7 +93,8 @@ class Separator(Bundle):
             spans,
             video_features,
             key=key,
-            **options,
+            options=SeparateOptions.from_config(self.config),
+            **kw,
         )
 
     def video_features(self, audios, videos, masks=None):

@@ -28,8 +28,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import signal
-import threading
 import time
 
 import jax
@@ -37,6 +35,7 @@ import numpy as np
 
 from samaudio_jax.checkpoint.lock import WorkdirLock, WorkdirLockedError
 from samaudio_jax.checkpoint.orbax_io import TrainCheckpointer
+from samaudio_jax.config_checks import validate_config
 from samaudio_jax.parallel.mesh import batch_axis_size, make_mesh
 from samaudio_jax.train import distill, validation
 from samaudio_jax.train import init_from as init_from_lib
@@ -44,11 +43,11 @@ from samaudio_jax.train import metrics as metrics_lib
 from samaudio_jax.train import state as state_lib
 from samaudio_jax.train import step as step_lib
 from samaudio_jax.train.latent_scale import resolve_latent_scale
+from samaudio_jax.train.preemption import Preemption
 
 log = logging.getLogger("samaudio_jax.train")
 
 
-PREEMPTION_POLL_STEPS = 1  # fallback all-gather period (steps) when JAX's service is off
 _FINITE_METRICS = ("loss", "grad_norm", "param_norm")
 
 
@@ -62,72 +61,6 @@ class TrainResult:
     losses: dict[int, float]
     preempted: bool
     resumed_from: int | None
-
-
-class _StopFlag:
-    """Set by SIGTERM; checked at step boundaries."""
-
-    def __init__(self):
-        self.set = False
-        self._previous = None
-
-    def install(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame):
-        self.set = True
-
-    def uninstall(self):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
-
-
-def _preemption_service_running() -> bool:
-    try:
-        from jax._src import distributed as jax_distributed
-    except ImportError:  # pragma: no cover - a JAX without the module: use the fallback
-        return False
-    state = jax_distributed.global_state
-    return state.client is not None and state.preemption_sync_manager is not None
-
-
-class _Preemption:
-    """`reached(step)`: True at the same step on every process once any got SIGTERM."""
-
-    def __init__(self):
-        self.multi = jax.process_count() > 1
-        self.service = self.multi and _preemption_service_running()
-        self.flag = _StopFlag()
-        if not self.service:
-            self.flag.install()
-
-    def start(self, step: int) -> None:
-        """Registers the starting step with the service before the (long) first compile, so
-        a notice that arrives during it can be agreed on (the service needs every process's
-        step counter)."""
-        if self.service:
-            from jax.experimental import multihost_utils
-
-            multihost_utils.reached_preemption_sync_point(step)
-
-    def reached(self, step: int) -> bool:
-        if self.service:
-            from jax.experimental import multihost_utils
-
-            return bool(multihost_utils.reached_preemption_sync_point(step))
-        if not self.multi:
-            return self.flag.set
-        if step % PREEMPTION_POLL_STEPS:
-            return False
-        from jax.experimental import multihost_utils
-
-        flags = multihost_utils.process_allgather(np.asarray(self.flag.set, np.int32))
-        return bool(np.any(flags))
-
-    def close(self):
-        self.flag.uninstall()
 
 
 def _lock_workdir(workdir, force: bool, print_fn) -> WorkdirLock:
@@ -249,6 +182,7 @@ def train(
     force_unlock: take the workdir lock even when another host's trainer holds it.
     allow_config_change: config fields / sections that may differ from the checkpoint's.
     init_from: a fresh workdir starts from these weights (train/init_from.py)."""
+    validate_config(config)  # before the workdir is locked or anything is read
     lock = _lock_workdir(workdir, force_unlock, print_fn)
     try:
         return _train_locked(
@@ -266,18 +200,9 @@ def train(
         lock.release()
 
 
-def _train_locked(
-    config,
-    workdir,
-    *,
-    batch_source,
-    factories,
-    devices,
-    stop_after_steps,
-    print_fn,
-    allow_config_change,
-    init_from=None,
-) -> TrainResult:
+def _prepare_run(config, workdir, batch_source, factories, devices, print_fn, init_from):
+    """(config, mesh, setup, batch source, evaluator): everything the loop needs, checked
+    before any checkpoint directory is made."""
     # codec.latent_scale='auto': measured on the training split, kept beside the checkpoints.
     config = resolve_latent_scale(config, workdir, print_fn)
     mesh = make_mesh(config.mesh, devices)
@@ -319,12 +244,76 @@ def _train_locked(
     # Evaluation during training (train.eval_every): the validation set is read once, and a
     # bad eval setting is refused before any checkpoint directory is made.
     evaluator = validation.Validator(config, setup) if config.train.eval_every else None
+    return config, mesh, setup, source, evaluator
+
+
+class _Progress:
+    """Every log_every steps: the step's metrics with throughput (over training time only)
+    and MFU, to metrics.jsonl / TensorBoard and, on process 0, as a progress line."""
+
+    def __init__(self, config, writer, print_fn, is_main: bool, total: int, flops):
+        self.writer, self.print_fn, self.is_main, self.total = writer, print_fn, is_main, total
+        self.batch = int(config.train.global_batch_size)
+        self.flops = flops
+        self.peak = metrics_lib.peak_flops_per_device(
+            jax.devices()[0].device_kind, float(config.train.peak_flops)
+        )
+        self.losses: dict[int, float] = {}
+        self.t_last, self.steps = time.perf_counter(), 0
+
+    def log(self, step: int, m: dict) -> None:
+        now = time.perf_counter()
+        sps = self.steps / max(now - self.t_last, 1e-9)
+        self.t_last, self.steps = now, 0
+        values = {k: _scalar(v) for k, v in m.items()}
+        values.update(
+            steps_per_s=sps,
+            examples_per_s=sps * self.batch,
+            mfu=metrics_lib.mfu(self.flops, sps, self.peak),
+        )
+        self.losses[step] = values["loss"]
+        self.writer.write(step, values)
+        if self.is_main:
+            self.print_fn(metrics_lib.progress_line(step, self.total, values), flush=True)
+
+    def evaluate(self, evaluator, step: int, state, frozen) -> None:
+        values = evaluator.run(step, state, frozen)
+        self.t_last += values["eval/seconds"]  # throughput counts training time only
+        self.writer.write(step, values)
+        if self.is_main:
+            self.print_fn(validation.progress_line(step, values), flush=True)
+
+
+def _save(ckpt, evaluator, writer, workdir, step: int, state, source) -> None:
+    """Checkpoint `step` (with the eval metrics keep_best_by ranks it by)."""
+    if evaluator is not None:
+        evaluator.publish_best(ckpt, workdir)  # the previous save, now complete
+    best_metrics = evaluator.checkpoint_metrics(step) if evaluator else None
+    ckpt.save(step, state, source, force=True, metrics=best_metrics)
+    writer.flush()
+
+
+def _train_locked(
+    config,
+    workdir,
+    *,
+    batch_source,
+    factories,
+    devices,
+    stop_after_steps,
+    print_fn,
+    allow_config_change,
+    init_from=None,
+) -> TrainResult:
+    config, mesh, setup, source, evaluator = _prepare_run(
+        config, workdir, batch_source, factories, devices, print_fn, init_from
+    )
     ckpt = TrainCheckpointer(
         f"{workdir}/checkpoints", config, allow_changes=tuple(allow_config_change)
     )
     is_main = jax.process_index() == 0
     writer = metrics_lib.MetricsWriter(workdir, enabled=is_main)
-    stop = _Preemption()
+    stop = Preemption()
     resumed_from = ckpt.latest_step()
     try:
         if resumed_from is not None:
@@ -333,7 +322,7 @@ def _train_locked(
         else:
             state = state_lib.init_state(setup)
         frozen = state_lib.init_frozen(setup)
-        if distilling:
+        if distill.enabled(config):  # the teacher sits in the frozen inputs
             frozen = distill.load_teacher(setup, frozen, print_fn)
         step = int(_scalar(state["step"]))
         stop.start(step)
@@ -341,65 +330,42 @@ def _train_locked(
         if stop_after_steps is not None:
             total = min(total, step + stop_after_steps)
 
-        local = next(source)
-        first = step_lib.global_batch(setup, local)
+        batch_arrays = step_lib.global_batch(setup, next(source))
         rng = jax.device_put(
             np.asarray(jax.random.PRNGKey(int(config.seed))),
             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
         )
         train_step = _CompiledSteps(setup, state, frozen, rng)
+        compiled = train_step.get(batch_arrays)  # compiles before the clock starts
         peak = metrics_lib.peak_flops_per_device(
             jax.devices()[0].device_kind, float(config.train.peak_flops)
         )
-        compiled = train_step.get(first)  # compiles before the clock starts
         # counting re-costs each loop body (hlo_cost): only where an MFU can be shown
         flops = metrics_lib.compiled_flops(compiled) if peak else None
-        losses: dict[int, float] = {}
+        progress = _Progress(config, writer, print_fn, is_main, total, flops)
         pending: list = []
         last_good = resumed_from
         log_every = max(1, int(config.train.log_every))
-        t_last, steps_since = time.perf_counter(), 0
         preempted = False
-        batch_arrays = first
         while step < total:
             if batch_arrays is None:
                 batch_arrays = step_lib.global_batch(setup, next(source))
             state, m = train_step.run(state, batch_arrays)
             batch_arrays = None
             step += 1
-            steps_since += 1
+            progress.steps += 1
             _check_finite(pending, last_good)  # the previous step's: keeps dispatch async
             pending.append((step, m))
             if step % log_every == 0 or step == total:
                 _check_finite(pending, last_good)
-                now = time.perf_counter()
-                sps = steps_since / max(now - t_last, 1e-9)
-                t_last, steps_since = now, 0
-                values = {k: _scalar(v) for k, v in m.items()}
-                values.update(
-                    steps_per_s=sps,
-                    examples_per_s=sps * batch,
-                    mfu=metrics_lib.mfu(flops, sps, peak),
-                )
-                losses[step] = values["loss"]
-                writer.write(step, values)
-                if is_main:
-                    print_fn(metrics_lib.progress_line(step, total, values), flush=True)
+                progress.log(step, m)
             if evaluator is not None and evaluator.due(step):
                 _check_finite(pending, last_good)
-                values = evaluator.run(step, state, frozen)
-                t_last += values["eval/seconds"]  # throughput counts training time only
-                writer.write(step, values)
-                if is_main:
-                    print_fn(validation.progress_line(step, values), flush=True)
+                progress.evaluate(evaluator, step, state, frozen)
             preempt = stop.reached(step)
             if preempt or step % int(config.train.checkpoint_every) == 0 or step == total:
                 _check_finite(pending, last_good)
-                if evaluator is not None:
-                    evaluator.publish_best(ckpt, workdir)  # the previous save, now complete
-                best_metrics = evaluator.checkpoint_metrics(step) if evaluator else None
-                ckpt.save(step, state, source, force=True, metrics=best_metrics)
-                writer.flush()
+                _save(ckpt, evaluator, writer, workdir, step, state, source)
                 last_good = step
             if preempt:
                 ckpt.wait_until_finished()
@@ -408,7 +374,7 @@ def _train_locked(
                 break
         if evaluator is not None:
             evaluator.publish_best(ckpt, workdir)
-        return TrainResult(step, losses, preempted, resumed_from)
+        return TrainResult(step, progress.losses, preempted, resumed_from)
     finally:
         stop.close()
         ckpt.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PREDICTIONS = ("velocity", "clean")
 TIME_SAMPLINGS = ("uniform", "logit_normal")
@@ -63,11 +64,13 @@ def flow_matching_loss(pred, x0, x1, valid, *, sigma_min: float, prediction: str
     return total / jnp.maximum(count, 1.0)
 
 
-def dropout_mask(rng: jax.Array, batch: int, rate: float) -> jax.Array:
-    """(batch,) bool, True where that example's condition is dropped (probability `rate`)."""
-    if rate <= 0.0:
+def dropout_mask(rng: jax.Array, batch: int, rate) -> jax.Array:
+    """(batch,) bool, True where that entry is dropped: probability `rate`, one for all or
+    one per entry (the same uniform draws either way, so equal rates give equal masks)."""
+    rates = np.broadcast_to(np.asarray(rate, np.float32), (batch,))  # static: from the config
+    if not (rates > 0.0).any():
         return jnp.zeros((batch,), bool)
-    return jax.random.bernoulli(rng, rate, (batch,))
+    return jax.random.bernoulli(rng, jnp.asarray(rates), (batch,))
 
 
 def drop_text(ids, mask, drop, empty_ids, empty_mask):

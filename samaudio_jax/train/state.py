@@ -126,6 +126,29 @@ def _text_rngs(config):
     return nnx.Rngs(params=int(config.seed) + 2, dropout=int(config.seed) + 3)
 
 
+def _optimizer(config, params, params_logical, param_sh, mesh: Mesh):
+    """(tx, trainable, optimizer state shapes, their shardings). Freezing / LoRA: the
+    optimizer sees the trainable view only (train/freeze.py), so frozen parameters get no
+    optimizer state; its shardings follow the view's own."""
+    rules = config.mesh.rules
+    trainable = freeze.selection(params, params_logical, config.train, config.model.get("lora"))
+    view = jax.eval_shape(lambda p: freeze.select(p, trainable), _abstract(params, param_sh))
+    view_logical = freeze.select(params_logical, trainable, cut=False)
+    view_sh = rules_lib.tree_shardings(view, view_logical, rules, mesh)
+    tx_view = make_optimizer(config.train)
+    tx = freeze.restrict(tx_view, trainable)
+    opt_shapes = jax.eval_shape(tx_view.init, _abstract(view, view_sh))
+    opt_sh = optax.tree_utils.tree_map_params(
+        tx_view,
+        lambda _, s: s,
+        opt_shapes,
+        view_sh,
+        transform_non_params=lambda _: NamedSharding(mesh, PartitionSpec()),
+        is_leaf=lambda x: isinstance(x, NamedSharding),
+    )
+    return tx, trainable, opt_shapes, opt_sh
+
+
 def build_setup(config, mesh: Mesh, factories: ModuleFactories | None = None) -> TrainSetup:
     """Traces every module abstractly and derives all shardings from config.mesh.rules."""
     factories = factories or ModuleFactories()
@@ -161,26 +184,9 @@ def build_setup(config, mesh: Mesh, factories: ModuleFactories | None = None) ->
 
     param_sh = rules_lib.tree_shardings(params, params_logical, rules, mesh)
     frozen_sh = rules_lib.tree_shardings(frozen, frozen_logical, rules, mesh)
-    abstract_params = _abstract(params, param_sh)
 
-    # Freezing / LoRA: the optimizer sees the trainable view only (train/freeze.py), so
-    # frozen parameters get no optimizer state; its shardings follow the view's own.
-    trainable = freeze.selection(params, params_logical, config.train, config.model.get("lora"))
-    view = jax.eval_shape(lambda p: freeze.select(p, trainable), abstract_params)
-    view_logical = freeze.select(params_logical, trainable, cut=False)
-    view_sh = rules_lib.tree_shardings(view, view_logical, rules, mesh)
-    tx_view = make_optimizer(config.train)
-    tx = freeze.restrict(tx_view, trainable)
-    opt_shapes = jax.eval_shape(tx_view.init, _abstract(view, view_sh))
+    tx, trainable, opt_shapes, opt_sh = _optimizer(config, params, params_logical, param_sh, mesh)
     replicated = NamedSharding(mesh, PartitionSpec())
-    opt_sh = optax.tree_utils.tree_map_params(
-        tx_view,
-        lambda _, s: s,
-        opt_shapes,
-        view_sh,
-        transform_non_params=lambda _: replicated,
-        is_leaf=lambda x: isinstance(x, NamedSharding),
-    )
     state_sh = {"step": replicated, "params": param_sh, "opt_state": opt_sh}
     state_shapes = {
         "step": jax.ShapeDtypeStruct((), jnp.int32),

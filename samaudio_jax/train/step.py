@@ -60,6 +60,13 @@ def batch_shardings(setup: TrainSetup, batch: dict) -> dict:
     return {k: rules_lib.batch_sharding(setup.mesh, rules, len(v.shape)) for k, v in batch.items()}
 
 
+def prompt_dropout_rates(train_cfg) -> tuple[float, float, float]:
+    """(text, video, spans) drop probabilities: each prompt's own rate, else cond_dropout
+    (a config saved before the per-prompt rates has only that)."""
+    p = float(train_cfg.cond_dropout)
+    return tuple(float(train_cfg.get(f"{k}_dropout", p)) for k in ("text", "video", "span"))
+
+
 def _example_randomness(key, frames: int, channels: int, train_cfg):
     """Per example: time, noise x0 (T, C), drop flags for text / video / spans."""
     k_t, k_noise, k_drop = jax.random.split(key, 3)
@@ -67,7 +74,7 @@ def _example_randomness(key, frames: int, channels: int, train_cfg):
         k_t, 1, train_cfg.time_sampling, train_cfg.logit_normal_mean, train_cfg.logit_normal_std
     )[0]
     noise = jax.random.normal(k_noise, (frames, channels), jnp.float32)
-    drops = objective.dropout_mask(k_drop, 3, float(train_cfg.cond_dropout))
+    drops = objective.dropout_mask(k_drop, 3, prompt_dropout_rates(train_cfg))
     return t, noise, drops
 
 
@@ -89,6 +96,98 @@ def _dropped_video(video, drops) -> jax.Array:
     return objective.drop_video(video.astype(jnp.float32), drops[:, 1])
 
 
+def _encode_audio(setup: TrainSetup, frozen, mb):
+    """(mixture, target, residual) latents: stored ones, or the frozen codec's encoding."""
+    if check_batch_keys(mb) == "latent":
+        return tuple(mb[k].astype(jnp.float32) for k in LATENT_KEYS)
+    codec = nnx.merge(setup.codec_graph, frozen["codec"])
+    b = mb["mixture"].shape[0]
+    wav = jnp.concatenate([mb[k].astype(jnp.float32) for k in WAVE_KEYS], axis=0)
+    lat = jax.lax.stop_gradient(codec.encode(wav))
+    return lat[:b], lat[b : 2 * b], lat[2 * b :]
+
+
+def _valid_frames(mb, batch: int, frames: int, hop: int):
+    """(B, frames) True on latent frames holding real audio."""
+    if "valid" in mb and mb["valid"].shape[1] != frames:  # per-sample mask
+        v = mb["valid"].astype(bool)
+        v = jnp.pad(v, ((0, 0), (0, frames * hop - v.shape[1])))
+        return v.reshape(batch, frames, hop).any(axis=-1)
+    if "valid" in mb:
+        return mb["valid"].astype(bool)
+    if "num_samples" in mb:
+        count = (mb["num_samples"] + hop - 1) // hop
+        return jnp.arange(frames)[None, :] < count[:, None]
+    return jnp.ones((batch, frames), bool)
+
+
+def _text_condition(setup: TrainSetup, params, frozen, mb, drop, teacher: bool = False):
+    """(text features, mask, teacher's features) with the dropped examples' prompts emptied:
+    a text table's features, or the text encoder run on the batch's ids (trained or frozen);
+    (None, None, None) without text. The teacher's features (distillation) differ only when
+    the text encoder trains: the teacher keeps its own."""
+    text_features = text_mask = None
+    if "text_features" in mb:  # from a text table: T5 ran once, ahead of training
+        if setup.empty_text is None:
+            raise ValueError(
+                "batch text_features: the setup has no empty-prompt features (empty_text)"
+            )
+        e_feats, e_mask = setup.empty_text
+        text_features, text_mask = objective.drop_text_features(
+            mb["text_features"].astype(jnp.float32),
+            mb["text_mask"].astype(bool),
+            drop,
+            jnp.asarray(e_feats, jnp.float32),
+            jnp.asarray(e_mask, bool),
+        )
+    elif "text_ids" in mb and setup.text_graph is not None:
+        ids, mask = mb["text_ids"], mb["text_mask"].astype(bool)
+        e_ids, e_mask = setup.empty_prompt
+        if e_ids.shape[0] > ids.shape[1]:
+            raise ValueError(
+                f"batch text_ids: {ids.shape[1]} tokens are fewer than the empty prompt's "
+                f"{e_ids.shape[0]}; pad text to at least that length"
+            )
+        ids, mask = objective.drop_text(
+            ids, mask, drop, jnp.asarray(e_ids), jnp.asarray(e_mask, bool)
+        )
+        if setup.text_trainable:
+            text = nnx.merge(setup.text_graph, params["text"], frozen["text"])
+            text_features = text(ids, mask)
+        else:
+            text = nnx.merge(setup.text_graph, frozen["text"])
+            text_features = jax.lax.stop_gradient(text(ids, mask))
+        text_mask = mask
+        if teacher and setup.text_trainable:
+            text = nnx.merge(setup.text_graph, frozen["teacher"]["text"], frozen["text"])
+            return text_features, text_mask, text(ids, mask)
+    return text_features, text_mask, text_features
+
+
+def _distilled_target(setup: TrainSetup, frozen, x_t, cond, t, t_end, conditions):
+    """The student's regression target (train/distill.py): where the frozen teacher's
+    `teacher_steps` land from (x_t, t) at t_end, in the model's prediction space."""
+    train_cfg, prediction = setup.config.train, setup.config.model.prediction
+    sigma_min = float(train_cfg.sigma_min)
+    student_steps = int(train_cfg.distill.student_steps)
+    teacher = nnx.merge(setup.flow_graph, frozen["teacher"]["flow"], frozen["flow"])
+
+    def teacher_net(x, time):
+        return teacher(x, cond, time=time, deterministic=True, **conditions)
+
+    x_end = distill.teacher_endpoint(
+        distill.velocity_field(teacher_net, prediction, sigma_min),
+        x_t,
+        t,
+        t_end,
+        solver=str(train_cfg.distill.teacher_solver),
+        steps=int(train_cfg.distill.teacher_steps) // student_steps,
+    )
+    return jax.lax.stop_gradient(
+        distill.student_target(x_t, x_end, t, t_end, prediction=prediction, sigma_min=sigma_min)
+    )
+
+
 def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None = None):
     """sum_sq_err, count = loss_fn(params, frozen, micro_batch, example_keys, dropout_key).
 
@@ -107,35 +206,12 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
     distilling = distill.enabled(config) and randomness is None
     student_steps = int(train_cfg.distill.student_steps) if distilling else 0
 
-    def encode_audio(frozen, mb):
-        if check_batch_keys(mb) == "latent":
-            return tuple(mb[k].astype(jnp.float32) for k in LATENT_KEYS)
-        codec = nnx.merge(setup.codec_graph, frozen["codec"])
-        b = mb["mixture"].shape[0]
-        wav = jnp.concatenate([mb[k].astype(jnp.float32) for k in WAVE_KEYS], axis=0)
-        lat = jax.lax.stop_gradient(codec.encode(wav))
-        return lat[:b], lat[b : 2 * b], lat[2 * b :]
-
-    def valid_frames(mb, batch, frames):
-        if "valid" in mb and mb["valid"].shape[1] != frames:  # per-sample mask
-            hop = info["hop_length"]
-            v = mb["valid"].astype(bool)
-            v = jnp.pad(v, ((0, 0), (0, frames * hop - v.shape[1])))
-            return v.reshape(batch, frames, hop).any(axis=-1)
-        if "valid" in mb:
-            return mb["valid"].astype(bool)
-        if "num_samples" in mb:
-            hop = info["hop_length"]
-            count = (mb["num_samples"] + hop - 1) // hop
-            return jnp.arange(frames)[None, :] < count[:, None]
-        return jnp.ones((batch, frames), bool)
-
     def loss_fn(params, frozen, mb, example_keys, dropout_key):
-        mix, tgt, res = encode_audio(frozen, mb)
+        mix, tgt, res = _encode_audio(setup, frozen, mb)
         batch, frames, _ = mix.shape
         x1 = jnp.concatenate([tgt, res], axis=-1)
         cond = jnp.concatenate([mix, mix], axis=-1)
-        valid = valid_frames(mb, batch, frames)
+        valid = _valid_frames(mb, batch, frames, info["hop_length"])
         draw = randomness or (lambda k, f, c: _example_randomness(k, f, c, train_cfg))
         t, x0, drops = jax.vmap(lambda k: draw(k, frames, x1.shape[-1]))(example_keys)
         if distilling:
@@ -144,41 +220,9 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
             )(example_keys)
         x_t, _ = objective.interpolate(x0, x1, t, sigma_min)
 
-        text_features = text_mask = teacher_text = None
-        if "text_features" in mb:  # from a text table: T5 ran once, ahead of training
-            if setup.empty_text is None:
-                raise ValueError(
-                    "batch text_features: the setup has no empty-prompt features (empty_text)"
-                )
-            e_feats, e_mask = setup.empty_text
-            text_features, text_mask = objective.drop_text_features(
-                mb["text_features"].astype(jnp.float32),
-                mb["text_mask"].astype(bool),
-                drops[:, 0],
-                jnp.asarray(e_feats, jnp.float32),
-                jnp.asarray(e_mask, bool),
-            )
-        elif "text_ids" in mb and setup.text_graph is not None:
-            ids, mask = mb["text_ids"], mb["text_mask"].astype(bool)
-            e_ids, e_mask = setup.empty_prompt
-            if e_ids.shape[0] > ids.shape[1]:
-                raise ValueError(
-                    f"batch text_ids: {ids.shape[1]} tokens are fewer than the empty prompt's "
-                    f"{e_ids.shape[0]}; pad text to at least that length"
-                )
-            ids, mask = objective.drop_text(
-                ids, mask, drops[:, 0], jnp.asarray(e_ids), jnp.asarray(e_mask, bool)
-            )
-            if setup.text_trainable:
-                text = nnx.merge(setup.text_graph, params["text"], frozen["text"])
-                text_features = text(ids, mask)
-            else:
-                text = nnx.merge(setup.text_graph, frozen["text"])
-                text_features = jax.lax.stop_gradient(text(ids, mask))
-            text_mask = mask
-            if distilling and setup.text_trainable:  # the teacher's own text encoder
-                text = nnx.merge(setup.text_graph, frozen["teacher"]["text"], frozen["text"])
-                teacher_text = text(ids, mask)
+        text_features, text_mask, teacher_text = _text_condition(
+            setup, params, frozen, mb, drops[:, 0], teacher=distilling
+        )
 
         video = None
         if "video" in mb:
@@ -211,36 +255,15 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
             rngs=None if no_dropout else nnx.Rngs(dropout=dropout_key),
         )
         if distilling:
-            teacher = nnx.merge(setup.flow_graph, frozen["teacher"]["flow"], frozen["flow"])
-            teacher_features = text_features if teacher_text is None else teacher_text
-
-            def teacher_net(x, time):
-                return teacher(
-                    x,
-                    cond,
-                    text_features=teacher_features,
-                    text_mask=text_mask,
-                    time=time,
-                    masked_video_features=video,
-                    anchor_ids=anchor_ids,
-                    anchor_alignment=anchor_alignment,
-                    audio_pad_mask=valid,
-                    deterministic=True,
-                )
-
-            x_end = distill.teacher_endpoint(
-                distill.velocity_field(teacher_net, prediction, sigma_min),
-                x_t,
-                t,
-                t_end,
-                solver=str(train_cfg.distill.teacher_solver),
-                steps=int(train_cfg.distill.teacher_steps) // student_steps,
+            conditions = dict(
+                text_features=teacher_text,
+                text_mask=text_mask,
+                masked_video_features=video,
+                anchor_ids=anchor_ids,
+                anchor_alignment=anchor_alignment,
+                audio_pad_mask=valid,
             )
-            target = jax.lax.stop_gradient(
-                distill.student_target(
-                    x_t, x_end, t, t_end, prediction=prediction, sigma_min=sigma_min
-                )
-            )
+            target = _distilled_target(setup, frozen, x_t, cond, t, t_end, conditions)
         else:
             target = objective.regression_target(x0, x1, sigma_min, prediction)
         return objective.masked_squared_error(pred, target, valid)
@@ -256,6 +279,33 @@ def _micro_batches(tree, k: int):
         return jnp.swapaxes(x.reshape((b // k, k) + x.shape[1:]), 0, 1)
 
     return jax.tree.map(one, tree)
+
+
+def _accumulated_grads(setup, grad_fn, accum, params, frozen, batch, example_keys, dropout_key):
+    """(summed grads, sse, count) over `accum` micro-batches (lax.scan), each sharded over
+    the batch axes as a whole batch would be; micro-batch j's dropout key folds in j."""
+    rules = setup.config.mesh.rules
+    mbs = _micro_batches(batch, accum)
+    keys = _micro_batches(example_keys, accum)
+    mb_sh = jax.tree.map(
+        lambda x: NamedSharding(
+            setup.mesh,
+            PartitionSpec(None, *rules_lib.batch_sharding(setup.mesh, rules, x.ndim - 1).spec),
+        ),
+        mbs,
+    )
+    mbs = jax.lax.with_sharding_constraint(mbs, mb_sh)
+
+    def body(carry, xs):
+        g_acc, sse_acc, count_acc = carry
+        mb, k, j = xs
+        (sse, count), g = grad_fn(params, frozen, mb, k, jax.random.fold_in(dropout_key, j))
+        g_acc = jax.tree.map(jnp.add, g_acc, g)
+        return (g_acc, sse_acc + sse, count_acc + count), None
+
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    (grads, sse, count), _ = jax.lax.scan(body, (zeros, 0.0, 0.0), (mbs, keys, jnp.arange(accum)))
+    return grads, sse, count
 
 
 def make_train_step(setup: TrainSetup):
@@ -292,30 +342,8 @@ def make_train_step(setup: TrainSetup):
         if accum == 1:
             (sse, count), grads = grad_fn(params, frozen, batch, example_keys, dropout_key)
         else:
-            mbs = _micro_batches(batch, accum)
-            keys = _micro_batches(example_keys, accum)
-            mb_sh = jax.tree.map(
-                lambda x: NamedSharding(
-                    setup.mesh,
-                    PartitionSpec(
-                        None, *rules_lib.batch_sharding(setup.mesh, rules, x.ndim - 1).spec
-                    ),
-                ),
-                mbs,
-            )
-            mbs = jax.lax.with_sharding_constraint(mbs, mb_sh)
-
-            def body(carry, xs):
-                g_acc, sse_acc, count_acc = carry
-                mb, k, j = xs
-                (sse, count), g = grad_fn(params, frozen, mb, k, jax.random.fold_in(dropout_key, j))
-                g_acc = jax.tree.map(jnp.add, g_acc, g)
-                return (g_acc, sse_acc + sse, count_acc + count), None
-
-            zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
-            (grads, sse, count), _ = jax.lax.scan(
-                body, (zeros, 0.0, 0.0), (mbs, keys, jnp.arange(accum))
-            )
+            args = (params, frozen, batch, example_keys, dropout_key)
+            grads, sse, count = _accumulated_grads(setup, grad_fn, accum, *args)
         count = jnp.maximum(count, 1.0)
         loss = sse / count
         grads = jax.tree.map(lambda g, p: (g / count).astype(p.dtype), grads, params)

@@ -94,10 +94,7 @@ def _heldout_batches(config, setup, data) -> list[dict]:
     source = pipeline.open_split(data, "test")
     pipeline.check_video_features(source, config)
     # Every condition kept, no worker processes (a few batches, read once).
-    options = dataclasses.replace(
-        pipeline.PipelineConfig.from_config(data), worker_count=0, text_dropout=0.0,
-        span_dropout=0.0,
-    )  # fmt: skip
+    options = dataclasses.replace(pipeline.PipelineConfig.from_config(data), worker_count=0)
     tokenize = setup.tokenizer if setup.text_graph is not None else None
     stream = iter(
         pipeline.make_dataset(

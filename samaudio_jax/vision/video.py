@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from samaudio_jax.io_read import readable_file
 from samaudio_jax.paths import as_path, is_url
 
 
@@ -103,13 +104,12 @@ def read_video(path: str | os.PathLike) -> Video:
     import av
 
     path = os.fspath(path)
-    source = path
-    if is_url(path):
-        if not as_path(path).is_file():
-            raise FileNotFoundError(f"video: no such file: {path}")
-        source = io.BytesIO(as_path(path).read_bytes())
-    elif not os.path.isfile(path):
-        raise FileNotFoundError(f"video: no such file: {path}")
+    try:  # a URL's video is decoded from memory
+        source = readable_file(path)
+    except (FileNotFoundError, IsADirectoryError):
+        raise FileNotFoundError(f"video: no such file: {path}") from None
+    except EOFError:
+        source = io.BytesIO()  # PyAV names an empty file below
     frames, times = [], []
     try:
         with av.open(source) as container:

@@ -1,4 +1,5 @@
-"""Spectrogram pictures of a separation (mixture, target, residual), for `separate` and the demo."""
+"""Plots of a separation: spectrogram pictures of mixture, target and residual, drawn for
+`samaudio-jax separate` and the demo (beside the evaluation, which scores the same three)."""
 
 from __future__ import annotations
 
