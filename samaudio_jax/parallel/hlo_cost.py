@@ -253,8 +253,7 @@ def loop_aware_cost(hlo_text: str, xla_flops: float, xla_bytes: float, client=No
                 out.extend(run_loops(callee, seen + (name,)))
         return out
 
-    loops: list[Loop] = []
-    unknown: list[str] = []
+    loops, unknown = [], []  # list[Loop], list[str]
 
     @functools.cache
     def extra(name: str) -> tuple[float, float]:

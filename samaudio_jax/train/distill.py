@@ -25,6 +25,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from samaudio_jax.sample import solvers
 from samaudio_jax.sample.separate import CLEAN_TIME_EPS, velocity_from_clean
@@ -141,3 +142,27 @@ def student_target(x_t, x_end, t_start, t_end, *, prediction: str, sigma_min: fl
     keep = 1.0 - sigma_min
     # Inverse of sample.separate.velocity_from_clean (t_start < 1, so no clamp is reached).
     return velocity * jnp.maximum(1.0 - keep * tt, CLEAN_TIME_EPS) + keep * x_t
+
+
+def distilled_target(setup, frozen, x_t, cond, t, t_end, conditions):
+    """The student's regression target: where the frozen teacher's steps land from (x_t, t)
+    at t_end, in the network's output space (conditions: the flow's prompt keywords)."""
+    config = setup.config
+    d, prediction = config.train.distill, config.model.prediction
+    sigma_min = float(config.train.sigma_min)
+    teacher = nnx.merge(setup.flow_graph, frozen["teacher"]["flow"], frozen["flow"])
+
+    def teacher_net(x, time):
+        return teacher(x, cond, time=time, deterministic=True, **conditions)
+
+    x_end = teacher_endpoint(
+        velocity_field(teacher_net, prediction, sigma_min),
+        x_t,
+        t,
+        t_end,
+        solver=str(d.teacher_solver),
+        steps=int(d.teacher_steps) // int(d.student_steps),
+    )
+    return jax.lax.stop_gradient(
+        student_target(x_t, x_end, t, t_end, prediction=prediction, sigma_min=sigma_min)
+    )

@@ -251,13 +251,14 @@ class _Progress:
     """Every log_every steps: the step's metrics with throughput (over training time only)
     and MFU, to metrics.jsonl / TensorBoard and, on process 0, as a progress line."""
 
-    def __init__(self, config, writer, print_fn, is_main: bool, total: int, flops):
+    def __init__(self, config, writer, print_fn, is_main: bool, total: int, compiled):
         self.writer, self.print_fn, self.is_main, self.total = writer, print_fn, is_main, total
         self.batch = int(config.train.global_batch_size)
-        self.flops = flops
         self.peak = metrics_lib.peak_flops_per_device(
             jax.devices()[0].device_kind, float(config.train.peak_flops)
         )
+        # counting re-costs each loop body (hlo_cost): only where an MFU can be shown
+        self.flops = metrics_lib.compiled_flops(compiled) if self.peak else None
         self.losses: dict[int, float] = {}
         self.t_last, self.steps = time.perf_counter(), 0
 
@@ -337,16 +338,9 @@ def _train_locked(
         )
         train_step = _CompiledSteps(setup, state, frozen, rng)
         compiled = train_step.get(batch_arrays)  # compiles before the clock starts
-        peak = metrics_lib.peak_flops_per_device(
-            jax.devices()[0].device_kind, float(config.train.peak_flops)
-        )
-        # counting re-costs each loop body (hlo_cost): only where an MFU can be shown
-        flops = metrics_lib.compiled_flops(compiled) if peak else None
-        progress = _Progress(config, writer, print_fn, is_main, total, flops)
-        pending: list = []
-        last_good = resumed_from
+        progress = _Progress(config, writer, print_fn, is_main, total, compiled)
+        pending, last_good, preempted = [], resumed_from, False
         log_every = max(1, int(config.train.log_every))
-        preempted = False
         while step < total:
             if batch_arrays is None:
                 batch_arrays = step_lib.global_batch(setup, next(source))

@@ -89,10 +89,7 @@ def conditioning_drops(example_keys, train_cfg) -> jax.Array:
 def network_video(video, example_keys, train_cfg) -> jax.Array:
     """The (B, Dv, T) video features the flow network gets: batch["video"] with the dropped
     examples' rows zeroed (visual-prompt dropout, train.cond_dropout; zeros = no video)."""
-    return _dropped_video(video, conditioning_drops(example_keys, train_cfg))
-
-
-def _dropped_video(video, drops) -> jax.Array:
+    drops = conditioning_drops(example_keys, train_cfg)
     return objective.drop_video(video.astype(jnp.float32), drops[:, 1])
 
 
@@ -164,30 +161,6 @@ def _text_condition(setup: TrainSetup, params, frozen, mb, drop, teacher: bool =
     return text_features, text_mask, text_features
 
 
-def _distilled_target(setup: TrainSetup, frozen, x_t, cond, t, t_end, conditions):
-    """The student's regression target (train/distill.py): where the frozen teacher's
-    `teacher_steps` land from (x_t, t) at t_end, in the model's prediction space."""
-    train_cfg, prediction = setup.config.train, setup.config.model.prediction
-    sigma_min = float(train_cfg.sigma_min)
-    student_steps = int(train_cfg.distill.student_steps)
-    teacher = nnx.merge(setup.flow_graph, frozen["teacher"]["flow"], frozen["flow"])
-
-    def teacher_net(x, time):
-        return teacher(x, cond, time=time, deterministic=True, **conditions)
-
-    x_end = distill.teacher_endpoint(
-        distill.velocity_field(teacher_net, prediction, sigma_min),
-        x_t,
-        t,
-        t_end,
-        solver=str(train_cfg.distill.teacher_solver),
-        steps=int(train_cfg.distill.teacher_steps) // student_steps,
-    )
-    return jax.lax.stop_gradient(
-        distill.student_target(x_t, x_end, t, t_end, prediction=prediction, sigma_min=sigma_min)
-    )
-
-
 def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None = None):
     """sum_sq_err, count = loss_fn(params, frozen, micro_batch, example_keys, dropout_key).
 
@@ -224,14 +197,7 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
             setup, params, frozen, mb, drops[:, 0], teacher=distilling
         )
 
-        video = None
-        if "video" in mb:
-            if mb["video"].shape[1:] != (model_cfg.video_dim, frames):
-                raise ValueError(
-                    f"batch video: expected (B, model.video_dim={model_cfg.video_dim}, "
-                    f"{frames} latent frames), got {mb['video'].shape}"
-                )
-            video = _dropped_video(mb["video"], drops)
+        video = _video_condition(mb, drops, model_cfg.video_dim, frames)
 
         anchor_ids = anchor_alignment = None
         if "spans" in mb:
@@ -240,35 +206,43 @@ def make_loss_fn(setup: TrainSetup, randomness=None, deterministic: bool | None 
                 spans, valid, info["sample_rate"], info["hop_length"]
             )
 
+        conditions = dict(
+            text_mask=text_mask,
+            masked_video_features=video,
+            anchor_ids=anchor_ids,
+            anchor_alignment=anchor_alignment,
+            audio_pad_mask=valid,
+        )
         flow = nnx.merge(setup.flow_graph, params["flow"], frozen["flow"])
         pred = flow(
             x_t,
             cond,
             text_features=text_features,
-            text_mask=text_mask,
             time=t,
-            masked_video_features=video,
-            anchor_ids=anchor_ids,
-            anchor_alignment=anchor_alignment,
-            audio_pad_mask=valid,
             deterministic=no_dropout,
             rngs=None if no_dropout else nnx.Rngs(dropout=dropout_key),
+            **conditions,
         )
-        if distilling:
-            conditions = dict(
-                text_features=teacher_text,
-                text_mask=text_mask,
-                masked_video_features=video,
-                anchor_ids=anchor_ids,
-                anchor_alignment=anchor_alignment,
-                audio_pad_mask=valid,
-            )
-            target = _distilled_target(setup, frozen, x_t, cond, t, t_end, conditions)
+        if distilling:  # the teacher sees the same prompts (its own text encoder's features)
+            conditions["text_features"] = teacher_text
+            target = distill.distilled_target(setup, frozen, x_t, cond, t, t_end, conditions)
         else:
             target = objective.regression_target(x0, x1, sigma_min, prediction)
         return objective.masked_squared_error(pred, target, valid)
 
     return loss_fn
+
+
+def _video_condition(mb, drops, video_dim: int, frames: int):
+    """The batch's (B, video_dim, frames) video features with dropped prompts zeroed, or None."""
+    if "video" not in mb:
+        return None
+    if mb["video"].shape[1:] != (video_dim, frames):
+        raise ValueError(
+            f"batch video: expected (B, model.video_dim={video_dim}, "
+            f"{frames} latent frames), got {mb['video'].shape}"
+        )
+    return objective.drop_video(mb["video"].astype(jnp.float32), drops[:, 1])
 
 
 def _micro_batches(tree, k: int):
