@@ -56,3 +56,15 @@ def run_standalone(command: ModuleType, prog: str, argv: list[str] | None = None
     command.add_arguments(parser)
     args, overrides = parse_with_overrides(parser, sys.argv[1:] if argv is None else argv)
     return run_command(command, args, overrides)
+
+
+def add_model_and_data(parser: argparse.ArgumentParser) -> None:
+    """--checkpoint (any source samaudio_jax.load takes) and --data (held-out shards), as
+    the commands that score a model on held-out mixtures take them."""
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a training workdir (latest checkpoint, EMA when present), a release/export "
+        "directory or a Hugging Face Hub id",
+    )
+    parser.add_argument("--data", required=True, help="directory with a test/ shard split")

@@ -14,15 +14,11 @@ from __future__ import annotations
 import os
 import sys
 
+from samaudio_jax.cli.args import add_model_and_data
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        help="a training workdir (latest checkpoint, EMA when present), a release/export "
-        "directory or a Hugging Face Hub id",
-    )
-    parser.add_argument("--data", required=True, help="directory with a test/ shard split")
+    add_model_and_data(parser)
     parser.add_argument("--out", default="nfe_sweep", help="output directory")
     parser.add_argument(
         "--num", "--num_mixtures", dest="num", type=int, default=100,

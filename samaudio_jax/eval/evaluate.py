@@ -166,6 +166,26 @@ def irm_estimates(codec, mixtures: list[Mixture]) -> list[np.ndarray]:
     return out
 
 
+def separate_mixtures(separator, mixtures: list[Mixture], *, seed: int, batch: int, **options):
+    """Target estimates of `mixtures`, separated `batch` at a time; group g's key is
+    fold_in(key(seed), first index of g), so a mixture's estimate depends only on its group.
+    `options` go to separator.separate (solver, steps, ...)."""
+    import jax
+
+    estimates = []
+    for first in range(0, len(mixtures), batch):
+        group = mixtures[first : first + batch]
+        result = separator.separate(
+            [m.mixture for m in group],
+            [m.description for m in group],
+            key=jax.random.fold_in(jax.random.key(seed), first),
+            max_batch=batch,
+            **options,
+        )
+        estimates.extend(result.target)
+    return estimates
+
+
 def evaluate(
     separator,
     mixtures: list[Mixture],
@@ -180,18 +200,7 @@ def evaluate(
     crop policy the mixtures were cut with) as summary["crop_policy"]. `judge` (a
     judge.scorer.JudgeScorer) adds the SAJ scores saj_overall / saj_recall / saj_precision /
     saj_faithfulness of each estimate against its mixture and description."""
-    import jax
-
-    estimates = []
-    for first in range(0, len(mixtures), batch):
-        group = mixtures[first : first + batch]
-        result = separator.separate(
-            [m.mixture for m in group],
-            [m.description for m in group],
-            key=jax.random.fold_in(jax.random.key(seed), first),
-            max_batch=batch,
-        )
-        estimates.extend(result.target)
+    estimates = separate_mixtures(separator, mixtures, seed=seed, batch=batch)
     targets, mixes = [m.target for m in mixtures], [m.mixture for m in mixtures]
     per_item = score(targets, estimates, mixes)
     codec = getattr(separator, "codec", None)

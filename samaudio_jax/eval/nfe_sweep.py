@@ -154,22 +154,10 @@ def _evaluations() -> int:
 
 
 def _separate_all(separator, mixtures, kwargs, seed: int, batch: int):
-    """Target estimates of every mixture, grouped as evaluate.evaluate groups them."""
-    import jax
-
-    out, calls = [], 0
-    for first in range(0, len(mixtures), batch):
-        group = mixtures[first : first + batch]
-        result = separator.separate(
-            [m.mixture for m in group],
-            [m.description for m in group],
-            key=jax.random.fold_in(jax.random.key(seed), first),
-            max_batch=batch,
-            **kwargs,
-        )
-        out.extend(result.target)
-        calls += 1
-    return out, calls
+    """Target estimates of every mixture, grouped as evaluate.evaluate groups them, and the
+    number of separate calls."""
+    estimates = ev.separate_mixtures(separator, mixtures, seed=seed, batch=batch, **kwargs)
+    return estimates, math.ceil(len(mixtures) / batch)
 
 
 def _shape_groups(mixtures, batch: int) -> list[list]:

@@ -23,6 +23,7 @@ import numpy as np
 import soxr
 
 from samaudio_jax.paths import PathLike, as_path
+from samaudio_jax.waveforms import to_mono
 
 RELEASE_MAX_TOKENS = 512
 SILENCE = 1e-6
@@ -76,20 +77,12 @@ class TextTokenizer:
 
 
 def _mono(wav, where: str) -> np.ndarray:
-    wav = np.asarray(wav)
-    if wav.dtype.kind not in "fiu":
-        raise ValueError(f"{where}: expected a numeric waveform, got dtype {wav.dtype}")
-    if wav.ndim == 2:
-        wav = wav.astype(np.float64).mean(axis=0)
-    elif wav.ndim != 1:
-        raise ValueError(
-            f"{where}: expected shape (samples,) or (channels, samples), got {wav.shape}"
-        )
+    wav = to_mono(wav, where)
     if wav.shape[0] == 0:
         raise ValueError(f"{where}: empty waveform")
     if not np.all(np.isfinite(wav)):
         raise ValueError(f"{where}: holds NaN or infinite samples")
-    return wav.astype(np.float32)
+    return wav
 
 
 def _hop_pad(wav: np.ndarray, hop: int) -> np.ndarray:

@@ -18,22 +18,9 @@ import soxr
 
 from samaudio_jax.io_atomic import atomic_write_stream
 from samaudio_jax.paths import as_path
+from samaudio_jax.waveforms import to_mono  # noqa: F401  (public name, kept here)
 
 AudioInput = str | os.PathLike | np.ndarray | tuple[np.ndarray, int]
-
-
-def to_mono(wav: np.ndarray, where: str) -> np.ndarray:
-    """(samples,) or (channels, samples) -> (samples,) float32."""
-    wav = np.asarray(wav)
-    if wav.dtype.kind not in "fiu":
-        raise ValueError(f"{where}: expected a numeric waveform, got dtype {wav.dtype}")
-    if wav.ndim == 2:
-        wav = wav.astype(np.float64).mean(axis=0)
-    elif wav.ndim != 1:
-        raise ValueError(
-            f"{where}: expected shape (samples,) or (channels, samples), got {wav.shape}"
-        )
-    return wav.astype(np.float32)
 
 
 def resample(wav: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
