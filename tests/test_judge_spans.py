@@ -5,6 +5,7 @@ head's normalised frame states (the text head made constant), written to a relea
 directory and loaded back, so the whole path (loader, tokenizer, DAC encoder, transformer,
 heads, threshold) runs."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -96,3 +97,36 @@ def test_predicted_span_covers_the_target_interval(fitted_dir):
     )
     assert filled[1] == [("+", 0.1, 0.2)]  # given spans are kept
     assert iou(filled[0], start, end) >= 0.8, filled[0]
+
+
+def test_separate_with_predict_spans_equals_separate_with_those_spans(fitted_dir):
+    """separate(predict_spans=...) end to end: the input without spans is separated with
+    exactly the spans the predictor finds (same output as passing them by hand), and the
+    span reaches the model's anchor alignment; the input given spans keeps its own."""
+    from configs.tiny import get_config
+    from samaudio_jax.sample import loading
+    from samaudio_jax.sample.separate import separate
+
+    predictor = SpanPredictor.load(fitted_dir)
+    sep = loading.build_separator(get_config())
+    rate = sep.codec.sample_rate
+    mix = clip(np.random.default_rng(9), 1.2, 2.1)  # at the frame model's 800 Hz
+    wave = np.interp(np.arange(3 * rate) / rate, np.arange(mix.shape[0]) / RATE, mix)
+    waves = [wave.astype(np.float32)] * 2
+    given = [("+", 0.1, 0.2)]
+    found = fill_spans(predictor, waves, rate, ["a tone"] * 2, [None, given])
+    assert found[1] == given and iou(found[0], 1.2, 2.1) >= 0.8, found
+
+    def run(**kw):
+        return separate(
+            sep.model, sep.codec, sep.text_encoder, waves, ["a tone"] * 2,
+            key=jax.random.key(0), solver="euler", steps=2, cache_dir=None, **kw,
+        )  # fmt: skip
+
+    auto = run(spans=[None, given], predict_spans=predictor)
+    manual = run(spans=found)
+    for a, b in zip(auto.target + auto.residual, manual.target + manual.residual):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(auto.anchor_alignments, manual.anchor_alignments):
+        np.testing.assert_array_equal(a, b)
+    assert np.any(auto.anchor_alignments[0] != 0)
