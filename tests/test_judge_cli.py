@@ -129,3 +129,35 @@ def test_separate_judge_options_name_a_bad_directory(setup, capsys, tmp_path):
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
         assert "missing: no such directory" in lines[0], lines[0]
+
+
+def test_evaluate_with_judge_adds_saj_columns_equal_to_the_scorer(setup):
+    """evaluate(..., judge=) (what `eval --judge` calls): per item, the SAJ scores of each
+    estimate against its mixture and description, as the scorer gives them; medians per
+    category and the table's SAJ columns."""
+    from configs.tiny import get_config
+    from samaudio_jax.eval import evaluate as ev
+    from samaudio_jax.sample import loading
+
+    sep = loading.build_separator(get_config())
+    sep.config.sample.solver, sep.config.sample.steps = "euler", 2
+    sep.config.sample.compilation_cache_dir = "none"
+    rng = np.random.default_rng(3)
+    mixtures = []
+    for i, (desc, cat) in enumerate([("a dog barks", "sfx"), ("a man speaks", "speech")] * 2):
+        target = (rng.standard_normal(2400) * 0.2).astype(np.float32)
+        mix = target + (rng.standard_normal(2400) * 0.2).astype(np.float32)
+        mixtures.append(ev.Mixture(mix, target, desc, cat, f"m{i}"))
+    judge = JudgeScorer.load(setup / "judge", max_batch=2)
+    summary = ev.evaluate(sep, mixtures, seed=5, batch=2, judge=judge)
+    estimates = ev.separate_mixtures(sep, mixtures, seed=5, batch=2)
+    want = judge.score(
+        [m.mixture for m in mixtures], estimates, [m.description for m in mixtures],
+        sep.codec.sample_rate,
+    )  # fmt: skip
+    got = [item["saj_overall"] for item in summary["items"]]
+    np.testing.assert_allclose(got, np.asarray(want["overall"], np.float64), rtol=1e-5)
+    assert set(summary["per_category"]) == {"sfx", "speech"}
+    for stats in summary["per_category"].values():
+        assert np.isfinite(stats["saj_overall_median"])
+    assert "SAJ overall" in ev.format_table(summary)
