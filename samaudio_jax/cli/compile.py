@@ -198,9 +198,13 @@ def compile_for_topology(
 
     from samaudio_jax.parallel import aot
     from samaudio_jax.parallel.mesh import make_mesh
+    from samaudio_jax.train import distill
     from samaudio_jax.train import state as state_lib
     from samaudio_jax.train import step as step_lib
 
+    distilling = distill.enabled(config)
+    if distilling:  # checks config.train.distill first (one-line errors naming the field)
+        config = distill.student_config(config)
     devices = aot.topology_devices(topology)
     mesh = make_mesh(config.mesh, devices)
     factories = state_lib.ModuleFactories()
@@ -211,6 +215,8 @@ def compile_for_topology(
 
         factories = inputs_lib.latent_factories(config, factories)
     setup = state_lib.build_setup(config, mesh, factories)
+    if distilling:  # the teacher's parameters (the student's shapes) ride in the frozen dict
+        setup = distill.with_teacher(setup)
     b = int(config.train.global_batch_size)
     n = int(round(config.data.segment_seconds * config.data.sample_rate))
     store = jnp.dtype(latent_dtype) if latent_dtype != "bfloat16" else jnp.bfloat16
