@@ -86,3 +86,16 @@ def test_distillation_resumes_after_sigkill_to_the_uninterrupted_losses(tmp_path
     assert sorted(reference) == list(range(1, DISTILL_STEPS + 1))
     for s in range(step + 1, DISTILL_STEPS + 1):
         assert abs(losses[s] - reference[s]) <= 1e-6 * abs(reference[s]), (s, losses, reference)
+
+
+def test_compile_checks_the_distill_config_before_the_topology(capsys):
+    # `samaudio-jax compile` builds the distillation step (teacher in the frozen dict); a
+    # wrong config.train.distill is a one-line error naming the field, before any compiling.
+    from samaudio_jax.cli.main import main
+
+    args = ["compile", "--config", "configs/tiny.py", "--topology", "v5e:2x2"]
+    args += ["--config.train.distill.teacher=/x", "--config.train.distill.student_steps=2"]
+    assert main(args + ["--config.train.distill.teacher_steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert "config.train.distill.teacher_steps: 3 must be a multiple" in err, err
+    assert err.count("\n") == 1, err

@@ -71,6 +71,15 @@ def run(args, overrides) -> int:
 
     family = aot.chip_family(args.topology)
     config = load_config(args.config, overrides)
+    from samaudio_jax.train import distill
+
+    if distill.enabled(config):  # a distillation step: the teacher rides in the frozen dict
+        from samaudio_jax.config_checks import ConfigError
+
+        try:
+            distill.check(config)
+        except ValueError as err:  # one line naming the config.train.distill field
+            raise ConfigError(str(err)) from None
     inputs = args.inputs
     if inputs == "auto":
         from samaudio_jax.train import inputs as inputs_lib

@@ -147,7 +147,6 @@ def prepare(config, workdir, init_from=None, *, mesh=None):
     with frozen parts gets the config pointing at them (resumes use the same codec)."""
     from samaudio_jax.checkpoint.load import load_bundle
     from samaudio_jax.checkpoint.workdir import latest_step, with_frozen_parts
-
     from samaudio_jax.train.latent_scale import wants_measurement
 
     if init_from is not None and latest_step(workdir) is None:
