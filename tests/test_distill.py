@@ -11,16 +11,15 @@ import signal
 import jax
 import numpy as np
 import pytest
-from distill_testlib import demo_config, trained_teacher
-from train_testlib import subprocess_env, tiny_config, train_cli
+from distill_testlib import DISTILL_STEPS, STUDENT_STEPS, demo_cli, distill_runs
+from train_testlib import tiny_config
 
 from samaudio_jax.eval import evaluate as ev
-from samaudio_jax.sample.loading import build_separator, load, save
+from samaudio_jax.sample.loading import load, save
 from samaudio_jax.train import distill
-from samaudio_jax.train.loop import train
 from samaudio_jax.train.metrics import read_losses
 
-STUDENT = 1
+HELDOUT = 16  # as the nfe-sweep test: the same compiled euler program serves both
 
 
 def _median_si_sdri(separator, mixtures, **kw) -> float:
@@ -34,33 +33,24 @@ def _median_si_sdri(separator, mixtures, **kw) -> float:
 
 @pytest.mark.slow
 def test_student_loss_falls_and_beats_the_teacher_at_its_step_count(tmp_path_factory, tmp_path):
-    data, teacher_dir = trained_teacher(tmp_path_factory)
-    config = demo_config(
-        data,
-        [
-            "--config.train.steps=30",
-            "--config.train.warmup_steps=0",
-            "--config.train.learning_rate=1e-3",
-            f"--config.train.distill.teacher={teacher_dir}",
-            f"--config.train.distill.student_steps={STUDENT}",
-            "--config.train.distill.teacher_steps=8",
-        ],
-    )
-    result = train(config, str(tmp_path / "student"), print_fn=lambda *a, **k: None)
-    losses = [result.losses[s] for s in sorted(result.losses)]
-    assert len(losses) == 30
+    runs = distill_runs(tmp_path_factory)
+    assert runs.uninterrupted_rc == 0, runs.uninterrupted_out[-4000:]
+    assert "distill: teacher" in runs.uninterrupted_out, runs.uninterrupted_out[-4000:]
+    by_step = read_losses(runs.uninterrupted)
+    assert sorted(by_step) == list(range(1, DISTILL_STEPS + 1))
+    losses = [by_step[s] for s in sorted(by_step)]
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
 
-    # The export carries the student's sampler: euler x STUDENT.
-    save(load(tmp_path / "student"), tmp_path / "export")
+    # The export carries the student's sampler: euler x STUDENT_STEPS.
+    save(load(runs.uninterrupted), tmp_path / "export")
     student = load(tmp_path / "export")
-    assert (student.config.sample.solver, student.config.sample.steps) == ("euler", STUDENT)
-    assert student.config.train.distill.student_steps == STUDENT
+    assert (student.config.sample.solver, student.config.sample.steps) == ("euler", STUDENT_STEPS)
+    assert student.config.train.distill.student_steps == STUDENT_STEPS
 
-    teacher = load(teacher_dir)
-    mixtures = ev.heldout_mixtures(data, teacher.config.data, 20)
+    teacher = load(runs.teacher)
+    mixtures = ev.heldout_mixtures(runs.data, teacher.config.data, HELDOUT)
     ours = _median_si_sdri(student, mixtures)  # its own defaults from the export
-    theirs = _median_si_sdri(teacher, mixtures, solver="euler", steps=STUDENT)
+    theirs = _median_si_sdri(teacher, mixtures, solver="euler", steps=STUDENT_STEPS)
     assert ours > theirs, (ours, theirs)
 
 
@@ -80,36 +70,32 @@ def test_distill_config_errors_name_the_field(extra, match):
         distill.student_config(config)
 
 
-RUN = ["--config.train.steps=8", "--config.train.checkpoint_every=2"]
-
-
 @pytest.mark.slow
-def test_distillation_resumes_after_sigkill_to_the_uninterrupted_losses(tmp_path):
-    # A tiny teacher (fresh weights, exported in the release layout) for the tiny config.
-    save(build_separator(tiny_config(), seed=3), tmp_path / "teacher")
-    extra = RUN + [
-        f"--config.train.distill.teacher={tmp_path / 'teacher'}",
-        "--config.train.distill.student_steps=2",
-        "--config.train.distill.teacher_steps=4",
-    ]
-    env = subprocess_env()
-    ref = train_cli(tmp_path / "ref", extra, env)
-    killed = train_cli(tmp_path / "kill", extra, env)
-    for line in killed.stdout:
-        if re.match(r"^step 5/", line):
-            killed.send_signal(signal.SIGKILL)
-            break
-    killed.communicate(timeout=300)
-    assert killed.returncode == -signal.SIGKILL
-    out = ref.communicate(timeout=300)[0]
-    assert ref.returncode == 0, out[-4000:]
-    assert "distill: teacher" in out, out[-4000:]
-    resumed = train_cli(tmp_path / "kill", extra, env)
+def test_distillation_resumes_after_sigkill_to_the_uninterrupted_losses(tmp_path_factory):
+    # distill_runs killed one copy of the run at step KILL_AT while the other ran to the end.
+    runs = distill_runs(tmp_path_factory)
+    assert runs.killed_rc == -signal.SIGKILL, runs.killed_out[-4000:]
+    assert runs.uninterrupted_rc == 0, runs.uninterrupted_out[-4000:]
+    resumed = demo_cli(runs.killed, runs.data, runs.extra, runs.env)
     out = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, out[-4000:]
+    assert "distill: teacher" in out, out[-4000:]  # reloaded: the teacher is not checkpointed
     step = int(re.search(r"resumed from .*/checkpoints/(\d+)", out).group(1))
-    assert 2 <= step <= 6, out[-4000:]
-    reference, losses = read_losses(tmp_path / "ref"), read_losses(tmp_path / "kill")
-    assert sorted(reference) == list(range(1, 9))
-    for s in range(step + 1, 9):
+    assert 5 <= step <= DISTILL_STEPS - 5, out[-4000:]  # a mid-run checkpoint
+    reference, losses = read_losses(runs.uninterrupted), read_losses(runs.killed)
+    assert sorted(reference) == list(range(1, DISTILL_STEPS + 1))
+    for s in range(step + 1, DISTILL_STEPS + 1):
         assert abs(losses[s] - reference[s]) <= 1e-6 * abs(reference[s]), (s, losses, reference)
+
+
+def test_compile_checks_the_distill_config_before_the_topology(capsys):
+    # `samaudio-jax compile` builds the distillation step (teacher in the frozen dict); a
+    # wrong config.train.distill is a one-line error naming the field, before any compiling.
+    from samaudio_jax.cli.main import main
+
+    args = ["compile", "--config", "configs/tiny.py", "--topology", "v5e:2x2"]
+    args += ["--config.train.distill.teacher=/x", "--config.train.distill.student_steps=2"]
+    assert main(args + ["--config.train.distill.teacher_steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert "config.train.distill.teacher_steps: 3 must be a multiple" in err, err
+    assert err.count("\n") == 1, err

@@ -12,7 +12,7 @@ import math
 import jax
 import numpy as np
 import pytest
-from distill_testlib import trained_teacher
+from distill_testlib import STUDENT_STEPS, trained_teacher
 
 from samaudio_jax.cli.main import main
 from samaudio_jax.eval import evaluate as ev
@@ -20,7 +20,12 @@ from samaudio_jax.eval import nfe_sweep
 from samaudio_jax.sample.loading import load
 from samaudio_jax.sample.separate import separate
 
-NUM = 6
+# One fixed-step and one adaptive solver (each row compiles its own program): a fixed-step
+# row at the distilled student's step count and held-out mixtures, so that test_distill's
+# comparison reuses the compiled euler program.
+NUM = 16
+NFE = STUDENT_STEPS
+SOLVERS = ("euler", "tsit5")
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +38,12 @@ def test_sweep_rows_outputs_and_equal_to_separate(tmp_path, teacher):
     data, work = teacher
     out = tmp_path / "sweep"
     args = ["nfe-sweep", "--checkpoint", str(work), "--data", str(data), "--out", str(out)]
-    args += ["--num", str(NUM), "--batch", str(NUM), "--solvers", "euler,midpoint,heun,rk4,tsit5"]
-    args += ["--nfe", "4", "--schedules", "uniform,late", "--tolerances", "1e-2"]
+    args += ["--num", str(NUM), "--batch", str(NUM), "--solvers", ",".join(SOLVERS)]
+    args += ["--nfe", str(NFE), "--schedules", "uniform,late", "--tolerances", "1e-2"]
     assert main(args) == 0
     result = json.loads((out / "nfe_sweep.json").read_text())
-    expected = nfe_sweep.plan(
-        ("euler", "midpoint", "heun", "rk4", "tsit5"), (4,), ("uniform", "late"), (1e-2,)
-    )
-    assert len(expected) == 9
+    expected = nfe_sweep.plan(SOLVERS, (NFE,), ("uniform", "late"), (1e-2,))
+    assert len(expected) == 3
     got = [(r["solver"], r["steps"], r["schedule"], r["tol"]) for r in result["rows"]]
     want = [(s.solver, s.steps, None if s.tol else s.schedule, s.tol) for s in expected]
     assert got == want
@@ -52,7 +55,7 @@ def test_sweep_rows_outputs_and_equal_to_separate(tmp_path, teacher):
             math.isfinite(c["si_sdri_median"]) for c in r["per_category"].values()
         )
         if r["tol"] is None:
-            assert r["nfe"] == r["nominal_nfe"] == 4
+            assert r["nfe"] == r["nominal_nfe"] == NFE
         else:  # counted: Tsit5 makes 6 evaluations a step, plus the first-step probe
             assert r["nfe"] >= 6 and r["nfe"] == int(r["nfe"])
     # The late grid is not the uniform one.
@@ -87,6 +90,24 @@ def test_sweep_rows_outputs_and_equal_to_separate(tmp_path, teacher):
     before = nfe_sweep._evaluations()
     counted.separate([m.mixture for m in mixtures[:2]], ["a", "b"], solver="rk4", steps=1)
     assert nfe_sweep._evaluations() - before == 4
+
+
+def test_plan_gives_each_solver_the_steps_that_reach_each_nfe():
+    rows = nfe_sweep.plan(
+        ("euler", "midpoint", "heun", "rk4", "tsit5"), (2, 4), ("uniform", "late"), (1e-2, 1e-3)
+    )
+    got = [(r.solver, r.steps, r.schedule if r.tol is None else None, r.tol) for r in rows]
+    fixed = [("euler", 2), ("euler", 4), ("midpoint", 1), ("midpoint", 2)]
+    fixed += [("heun", 1), ("heun", 2), ("rk4", 1)]
+    want = [
+        (solver, steps, schedule, None)
+        for name in ("euler", "midpoint", "heun", "rk4")
+        for schedule in ("uniform", "late")
+        for solver, steps in fixed
+        if solver == name
+    ]
+    assert got == want + [("tsit5", None, None, 1e-2), ("tsit5", None, None, 1e-3)]
+    assert {r.nominal_nfe for r in rows if r.solver == "rk4"} == {4}  # rk4 cannot make 2
 
 
 @pytest.mark.parametrize(

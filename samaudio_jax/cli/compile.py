@@ -72,6 +72,15 @@ def run(args, overrides) -> int:
 
     family = aot.chip_family(args.topology)
     config = load_config(args.config, overrides)
+    from samaudio_jax.train import distill
+
+    if distill.enabled(config):  # a distillation step: the teacher rides in the frozen dict
+        from samaudio_jax.config_checks import ConfigError
+
+        try:
+            distill.check(config)
+        except ValueError as err:  # one line naming the config.train.distill field
+            raise ConfigError(str(err)) from None
     inputs = args.inputs
     if inputs == "auto":
         from samaudio_jax.train import inputs as inputs_lib
@@ -227,9 +236,13 @@ def compile_for_devices(
     import jax.numpy as jnp
 
     from samaudio_jax.parallel.mesh import make_mesh
+    from samaudio_jax.train import distill
     from samaudio_jax.train import state as state_lib
     from samaudio_jax.train import step as step_lib
 
+    distilling = distill.enabled(config)
+    if distilling:  # checks config.train.distill first (one-line errors naming the field)
+        config = distill.student_config(config)
     mesh = make_mesh(config.mesh, devices)
     factories = state_lib.ModuleFactories()
     if config.text.kind == "t5" and not config.text.t5_dir:
@@ -239,6 +252,8 @@ def compile_for_devices(
 
         factories = inputs_lib.latent_factories(config, factories)
     setup = state_lib.build_setup(config, mesh, factories)
+    if distilling:  # the teacher's parameters (the student's shapes) ride in the frozen dict
+        setup = distill.with_teacher(setup)
     b = int(config.train.global_batch_size)
     n = int(round(config.data.segment_seconds * config.data.sample_rate))
     store = jnp.dtype(latent_dtype) if latent_dtype != "bfloat16" else jnp.bfloat16

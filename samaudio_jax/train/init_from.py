@@ -147,7 +147,11 @@ def prepare(config, workdir, init_from=None, *, mesh=None):
     with frozen parts gets the config pointing at them (resumes use the same codec)."""
     from samaudio_jax.checkpoint.load import load_bundle
     from samaudio_jax.checkpoint.workdir import latest_step, with_frozen_parts
+    from samaudio_jax.train.latent_scale import wants_measurement
 
     if init_from is not None and latest_step(workdir) is None:
         config = write_step0(config, workdir, load_bundle(init_from), mesh=mesh)
-    return with_frozen_parts(config, workdir)
+    # A resumed run started from weights: its checkpoints were trained with the source's
+    # latent scale (frozen/), which a config asking for a measurement ('auto') must not
+    # replace.
+    return with_frozen_parts(config, workdir, override=wants_measurement(config))

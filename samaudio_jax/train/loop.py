@@ -203,14 +203,15 @@ def train(
 def _prepare_run(config, workdir, batch_source, factories, devices, print_fn, init_from):
     """(config, mesh, setup, batch source, evaluator): everything the loop needs, checked
     before any checkpoint directory is made."""
-    # codec.latent_scale='auto': measured on the training split, kept beside the checkpoints.
-    config = resolve_latent_scale(config, workdir, print_fn)
     mesh = make_mesh(config.mesh, devices)
     distilling = distill.enabled(config)
     if distilling:  # the student samples euler x student_steps and starts as the teacher
         config = distill.student_config(config)
         init_from = init_from or str(config.train.distill.teacher)
     config = init_from_lib.prepare(config, workdir, init_from, mesh=mesh)
+    # codec.latent_scale='auto': measured on the training split, kept beside the checkpoints
+    # (after `prepare`: a run started from weights uses its source's scale, in frozen/).
+    config = resolve_latent_scale(config, workdir, print_fn)
     batch = int(config.train.global_batch_size)
     if batch % batch_axis_size(mesh):
         raise ValueError(
