@@ -142,9 +142,10 @@ def test_video_features_cli_writes_the_clip_features(tmp_path, encoder):
             "layers",
             "heads",
             "pool_heads",
-            "output_dim",
         )
     ]
+    # vision.output_dim follows model.video_dim (the flow network takes the tower's features)
+    sizes.append(f"--config.model.video_dim={SMALL_PE.output_dim}")
     argv = ["video-features", "--video", str(path), "--out", str(tmp_path / "f.npy")]
     argv += ["--seconds", "0.4", f"--config.vision.checkpoint={release}", *sizes]
     assert main(argv) == 0

@@ -207,8 +207,6 @@ def check_against_config(reader: LatentShardReader, config) -> None:
     where = reader.directory / INDEX_NAME
     codec = reader.index["codec"]
     checks = (
-        # another codec's latents live in another space, whatever their shape
-        ("kind", codec.get("kind"), "codec.kind", str(config.codec.kind)),
         ("latent_dim", reader.latent_dim, "codec.latent_dim", int(config.codec.latent_dim)),
         ("hop_length", reader.hop_length, "codec.hop_length", int(config.codec.hop_length)),
         (
@@ -218,6 +216,9 @@ def check_against_config(reader: LatentShardReader, config) -> None:
             int(config.codec.sample_rate),
         ),
         ("sample_rate", reader.sample_rate, "data.sample_rate", int(config.data.sample_rate)),
+        # shapes first (the more specific message); then another codec's latents, which
+        # live in another space even when their shapes agree
+        ("kind", codec.get("kind"), "codec.kind", str(config.codec.kind)),
     )
     for field, have, name, want in checks:
         if have != want:
