@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 
-HEADS = ("linear", "gated_mix", "level_gated_mix")  # model.head
+HEADS = ("linear", "gated_mix")  # model.head
 ATTENTION_IMPLS = ("xla", "cudnn")  # model.attention_impl
 
 

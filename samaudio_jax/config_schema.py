@@ -43,7 +43,6 @@ def model_defaults() -> ml_collections.ConfigDict:
     # Departures from the release (defaults keep the release's behaviour).
     m.prediction = "velocity"  # "velocity" (release) | "clean" (predict x1)
     m.head = "linear"  # "linear" (release) | "gated_mix" (sigmoid mask on the mixture + residual)
-    # | "level_gated_mix" (the mask also follows each bin's log level; model/flow.py)
     m.text_to_adaln = False  # add pooled text memory to the t embedding that drives adaLN
     m.mixture_magnitude = False  # also feed log|mixture| per latent channel to the input projection
     m.padding_aware_groupnorm = False  # x_embedder GroupNorm statistics over valid frames only

@@ -108,8 +108,7 @@ class SAMAudioFlow(nnx.Module):
         self.align_masked_video = AlignMaskedVideo(cfg.video_dim, d, **kw)
         self.embed_anchors = EmbedAnchors(cfg.num_anchors, cfg.anchor_embedding_dim, d, **kw)
         self.memory_proj = L.Dense(cfg.text_dim, d, axes=(None, "embed"), use_bias=True, **kw)
-        heads = {"gated_mix": 3 * self.latent_dim, "level_gated_mix": 4 * self.latent_dim}
-        out = heads.get(self.head, cfg.out_channels)
+        out = 3 * self.latent_dim if self.head == "gated_mix" else cfg.out_channels
         self.transformer = DiT(cfg, out, rngs=rngs)
         self.dropout_rngs = nnx.Rngs(dropout=rngs.dropout())
 
@@ -175,27 +174,13 @@ class SAMAudioFlow(nnx.Module):
         out = self.transformer(
             x, time, pad, memory, mem_mask, t_extra=t_extra, dropout_key=dropout_key
         ).astype(jnp.float32)
-        if self.head in ("gated_mix", "level_gated_mix"):
-            out = gated_mix(out, audio_features, self.latent_dim, self.head)
+        if self.head == "gated_mix":
+            n = self.latent_dim
+            m, d_t, d_r = out[..., :n], out[..., n : 2 * n], out[..., 2 * n :]
+            mix = audio_features[..., :n].astype(jnp.float32)
+            gate = jax.nn.sigmoid(m)
+            out = jnp.concatenate([gate * mix + d_t, (1 - gate) * mix + d_r], axis=-1)
         return out
-
-
-def gated_mix(out: jax.Array, audio_features: jax.Array, n: int, head: str) -> jax.Array:
-    """Target and residual from a sigmoid mask on the mixture plus a correction each.
-
-    gated_mix: out = (m, d_t, d_r), gate = sigmoid(m). level_gated_mix: out = (m, s, d_t,
-    d_r), gate = sigmoid(m + s * log|mixture|), so a frame's mask can follow each bin's own
-    level (a bin louder than -m / s goes to the target when s > 0), which a mask drawn from
-    the narrow token embedding alone cannot do bin by bin.
-    """
-    mix = audio_features[..., :n].astype(jnp.float32)
-    logits = out[..., :n]
-    if head == "level_gated_mix":
-        logits = logits + out[..., n : 2 * n] * mixture_log_magnitude(audio_features, n)
-        out = out[..., n:]
-    d_t, d_r = out[..., n : 2 * n], out[..., 2 * n : 3 * n]
-    gate = jax.nn.sigmoid(logits)
-    return jnp.concatenate([gate * mix + d_t, (1 - gate) * mix + d_r], axis=-1)
 
 
 def mixture_log_magnitude(audio_features: jax.Array, latent_dim: int) -> jax.Array:
