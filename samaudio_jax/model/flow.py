@@ -134,9 +134,7 @@ class SAMAudioFlow(nnx.Module):
         """
         b, t, _ = noisy_audio.shape
         dt = self.dtype
-        x = jnp.concatenate(
-            [noisy_audio, jnp.zeros_like(audio_features), audio_features], axis=-1
-        )
+        x = jnp.concatenate([noisy_audio, jnp.zeros_like(audio_features), audio_features], axis=-1)
         if self.mixture_magnitude:
             x = jnp.concatenate([x, mixture_log_magnitude(audio_features, self.latent_dim)], -1)
         x = self.proj(x.astype(dt))
