@@ -167,11 +167,6 @@ def validate_model_fields(model) -> None:
     _probability(model, "dropout", where)
     if model.get("head", "linear") not in HEADS:
         raise ConfigError(f"config.model.head: expected one of {HEADS}, got {model.head!r}")
-    if not isinstance(model.get("mixture_magnitude", False), bool):
-        raise ConfigError(
-            f"config.model.mixture_magnitude: expected True or False, "
-            f"got {model.mixture_magnitude!r}"
-        )
     if model.get("attention_impl", "xla") not in ATTENTION_IMPLS:
         raise ConfigError(
             f"config.model.attention_impl: expected one of {ATTENTION_IMPLS}, "

@@ -186,10 +186,6 @@ def test_every_parameter_has_logical_axes():
 def test_bad_config_is_named():
     with pytest.raises(ValueError, match="model.head"):
         nnx.eval_shape(lambda: SAMAudioFlow(tiny_model_config(head="nope"), rngs=nnx.Rngs(0)))
-    with pytest.raises(ValueError, match="model.mixture_magnitude"):
-        nnx.eval_shape(
-            lambda: SAMAudioFlow(tiny_model_config(mixture_magnitude="yes"), rngs=nnx.Rngs(0))
-        )
     with pytest.raises(ValueError, match="model.remat_policy"):
         nnx.eval_shape(
             lambda: SAMAudioFlow(tiny_model_config(remat_policy="some"), rngs=nnx.Rngs(0))
