@@ -39,13 +39,18 @@ import torch  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from bench.common import machine_facts, time_runs  # noqa: E402
-from bench.torch_dit import TorchSAMAudioFlow, sample_midpoint  # noqa: E402
+from bench.sampler_pair import (  # noqa: E402
+    FRAMES,
+    jax_midpoint_sampler,
+    max_relative_difference,
+    random_inputs,
+    tiny_separate_timing,
+    torch_midpoint_runner,
+)
 from samaudio_jax.model import SAMAudioFlow  # noqa: E402
 from samaudio_jax.model import layers as L  # noqa: E402
-from samaudio_jax.model.factory import flow_state_dict  # noqa: E402
-from samaudio_jax.sample import solvers  # noqa: E402
 
-FRAMES, TEXT_TOKENS, STEPS = 250, 16, 16
+STEPS = 16
 
 
 def network_config(name: str):
@@ -61,70 +66,22 @@ def network_config(name: str):
     return m
 
 
-def make_jax_sampler(model):
-    graphdef, state = nnx.split(model)
-    grid = jnp.asarray(solvers.uniform_grid(STEPS))
-
-    @jax.jit
-    def sample(state, noise, features, text, text_mask, valid):
-        net = nnx.merge(graphdef, state)
-
-        def field(t, x, args):
-            time_ = jnp.full((x.shape[0],), t, jnp.float32)
-            return net(x, features, text, text_mask, time_, audio_pad_mask=valid)
-
-        return solvers.integrate_fixed("midpoint", field, noise, grid)
-
-    return lambda *args: sample(state, *args)
-
-
 def bench_network(name: str, repeats: int):
     m = network_config(name)
     model = SAMAudioFlow(m, rngs=nnx.Rngs(0))
-    rng = np.random.default_rng(0)
-    channels = m.out_channels
-    noise = rng.normal(size=(1, FRAMES, channels)).astype(np.float32)
-    mixture = rng.normal(size=(1, FRAMES, channels // 2)).astype(np.float32)
-    features = np.concatenate([mixture, mixture], axis=-1)
-    text = rng.normal(size=(1, TEXT_TOKENS, m.text_dim)).astype(np.float32)
-    text_mask = np.arange(TEXT_TOKENS)[None] < 11
-    valid = np.ones((1, FRAMES), bool)
-
-    flops = forward_flops(model, noise, features, text, text_mask, valid)
-    sampler = make_jax_sampler(model)
-    args = [jnp.asarray(a) for a in (noise, features, text, text_mask, valid)]
+    inputs = random_inputs(m, 1)
+    flops = forward_flops(model, *inputs)
+    sampler = jax_midpoint_sampler(model, STEPS)
+    args = [jnp.asarray(a) for a in inputs]
     start = time.perf_counter()
     jax.block_until_ready(sampler(*args))
     compile_s = time.perf_counter() - start
     jax_s, ours = time_runs(lambda: jax.block_until_ready(sampler(*args)), repeats, warmup=0)
 
-    net = TorchSAMAudioFlow.from_config(m).eval()
-    state = {k: torch.from_numpy(np.array(v)) for k, v in flow_state_dict(model, m).items()}
-    net.load_state_dict(state, strict=True)
-    del model, state
-    t_args = dict(
-        text=torch.from_numpy(text),
-        text_mask=torch.from_numpy(text_mask),
-        audio_mask=torch.from_numpy(valid),
-    )
-
-    def run_torch(steps):
-        return sample_midpoint(
-            net, torch.from_numpy(noise), torch.from_numpy(features), steps=steps, **t_args
-        )
-
-    # Warm up, and give torch its faster thread count (1 or all cores: on a loaded machine
-    # OpenMP's spinning threads can be several times slower than one thread).
-    threads = {}
-    for count in sorted({1, os.cpu_count() or 1}):
-        torch.set_num_threads(count)
-        run_torch(1)
-        threads[count], _ = time_runs(lambda: run_torch(1), 2, warmup=0)
-    best_threads = min(threads, key=threads.get)
-    torch.set_num_threads(best_threads)
+    run_torch, best_threads = torch_midpoint_runner(model, m, inputs, probe_repeats=2)
+    del model
     torch_s, ref = time_runs(lambda: run_torch(STEPS), repeats, warmup=0)
-    ref = ref.numpy()
-    error = float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
+    error = max_relative_difference(ours, ref)
     gemm = gemm_rates(m.dim, L.ffn_hidden_dim(m.dim, m.ffn_exp, m.multiple_of))
     return dict(
         name=name, jax=jax_s, torch=torch_s, compile=compile_s, error=error, threads=best_threads,
@@ -176,29 +133,6 @@ def gemm_rates(dim: int, hidden: int, repeats: int = 7) -> tuple[float, float]:
     return flops / jax_s, flops / torch_s
 
 
-def bench_tiny_separate(repeats: int):
-    from configs.tiny import get_config
-    from samaudio_jax.sample import loading
-    from samaudio_jax.sample.separate import separate
-
-    config = get_config()
-    sep = loading.build_separator(config)
-    audio = np.random.default_rng(0).normal(size=FRAMES * config.codec.hop_length) * 0.3
-    audio = audio.astype(np.float32)
-
-    def call():
-        return separate(
-            sep.model, sep.codec, sep.text_encoder, [audio], ["a dog barking"],
-            key=jax.random.key(0), steps=STEPS, cache_dir=None,
-        )  # fmt: skip
-
-    start = time.perf_counter()
-    call()
-    compile_s = time.perf_counter() - start
-    median, _ = time_runs(call, repeats, warmup=0)
-    return median, compile_s
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="tiny,small")
@@ -228,7 +162,7 @@ def main() -> int:
               f"{total / r['torch'] / 1e9:>13.1f} {r['gemm'][0] / 1e9:>9.1f} "
               f"{r['gemm'][1] / 1e9:>10.1f} {r['torch'] / floor_s:>12.2f}x", flush=True)  # fmt: skip
     if "tiny" in args.configs.split(","):
-        median, compile_s = bench_tiny_separate(args.repeats)
+        median, compile_s = tiny_separate_timing(1, STEPS, args.repeats)
         print(f"tiny separate() end to end (codec + text + ODE, 250 frames): {median:.3f} s "
               f"median of {args.repeats}, first call {compile_s:.1f} s")  # fmt: skip
     return 0

@@ -44,6 +44,7 @@ def model_defaults() -> ml_collections.ConfigDict:
     m.prediction = "velocity"  # "velocity" (release) | "clean" (predict x1)
     m.head = "linear"  # "linear" (release) | "gated_mix" (sigmoid mask on the mixture + residual)
     m.text_to_adaln = False  # add pooled text memory to the t embedding that drives adaLN
+    m.mixture_magnitude = False  # also feed log|mixture| per latent channel to the input projection
     m.padding_aware_groupnorm = False  # x_embedder GroupNorm statistics over valid frames only
     # Numerics and compilation.
     m.dtype = "float32"  # compute dtype

@@ -10,6 +10,7 @@ from flax import nnx
 
 from samaudio_jax.config_schema import default_config
 from samaudio_jax.model import SAMAudioFlow
+from samaudio_jax.model.flow import mixture_log_magnitude
 from tests.release_fixtures import numpy_init_flow, tiny_model_config
 
 B, T, S = 2, 12, 5
@@ -214,3 +215,26 @@ def test_dropout_with_explicit_rngs_is_reproducible():
     a, b = noisy(model, jax.random.key(1)), noisy(model, jax.random.key(1))
     np.testing.assert_array_equal(a, b)
     assert float(jnp.max(jnp.abs(a - noisy(model, jax.random.key(2))))) > 1e-3
+
+
+def test_mixture_magnitude_feeds_log_abs_mixture_to_the_projection():
+    base = numpy_init_flow(tiny_model_config(), 14)
+    mag = numpy_init_flow(tiny_model_config(mixture_magnitude=True), 14)
+    assert base.proj.kernel.shape == (48, 32) and mag.proj.kernel.shape == (56, 32)
+    batch = inputs()
+    flipped = batch["audio_features"].at[..., :8].multiply(-1.0)  # the mixture's sign
+    louder = batch["audio_features"].at[..., :8].multiply(3.0)
+    for model in (base, mag):  # cut the signed mixture's rows: only |mixture| may enter
+        kernel = model.proj.kernel[...]
+        model.proj.kernel[...] = kernel.at[32:48].set(0.0)
+    out = run(mag, batch)
+    np.testing.assert_allclose(run(mag, dict(batch, audio_features=flipped)), out, atol=1e-6)
+    assert float(jnp.max(jnp.abs(run(mag, dict(batch, audio_features=louder)) - out))) > 1e-3
+    # Without the view nothing of the mixture is left.
+    ref = run(base, batch)
+    np.testing.assert_allclose(run(base, dict(batch, audio_features=louder)), ref, atol=1e-6)
+    # The view is log(|mixture| + 0.01) of the first latent_dim channels only.
+    view = mixture_log_magnitude(batch["audio_features"], 8)
+    np.testing.assert_allclose(
+        view, np.log(np.abs(np.asarray(batch["audio_features"])[..., :8]) + 0.01), rtol=1e-6
+    )

@@ -58,6 +58,7 @@ def is_release_architecture(config) -> bool:
     return (
         m.head == "linear"
         and not m.text_to_adaln
+        and not m.get("mixture_magnitude", False)
         and config.codec.kind == "dacvae"
         and config.text.kind == "t5"
     )

@@ -38,10 +38,12 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
     m = config.model
     hidden = layers.ffn_hidden_dim(m.dim, m.ffn_exp, m.multiple_of)
     print(f"config: {config.name} ({args.config})")
+    magnitude = ", log|mixture| input" if m.get("mixture_magnitude") else ""
     print(
         f"flow network: dim {m.dim}, layers {m.num_layers}, heads {m.num_heads} "
         f"(head_dim {m.dim // m.num_heads}), ffn {hidden}, latent {m.latent_dim} x 2, "
-        f"head {m.head}, dtype {m.dtype} / params {m.param_dtype}, scan {m.scan_layers}, "
+        f"head {m.head}{magnitude}, dtype {m.dtype} / params {m.param_dtype}, "
+        f"scan {m.scan_layers}, "
         f"remat {m.remat_policy}"
     )
     counts = parameter_counts(m)

@@ -101,7 +101,10 @@ class SAMAudioFlow(nnx.Module):
         self.head = str(cfg.head)
         self.text_to_adaln = bool(cfg.text_to_adaln)
         self.dropout_rate = float(cfg.dropout)
-        self.proj = L.Dense(cfg.in_channels, d, axes=("latent", "embed"), use_bias=True, **kw)
+        self.mixture_magnitude = bool(cfg.get("mixture_magnitude", False))
+        # The log-magnitude view adds latent_dim input channels (not a release layout).
+        n_in = cfg.in_channels + (self.latent_dim if self.mixture_magnitude else 0)
+        self.proj = L.Dense(n_in, d, axes=("latent", "embed"), use_bias=True, **kw)
         self.align_masked_video = AlignMaskedVideo(cfg.video_dim, d, **kw)
         self.embed_anchors = EmbedAnchors(cfg.num_anchors, cfg.anchor_embedding_dim, d, **kw)
         self.memory_proj = L.Dense(cfg.text_dim, d, axes=(None, "embed"), use_bias=True, **kw)
@@ -131,10 +134,10 @@ class SAMAudioFlow(nnx.Module):
         """
         b, t, _ = noisy_audio.shape
         dt = self.dtype
-        x = jnp.concatenate(
-            [noisy_audio, jnp.zeros_like(audio_features), audio_features], axis=-1
-        ).astype(dt)
-        x = self.proj(x)
+        x = jnp.concatenate([noisy_audio, jnp.zeros_like(audio_features), audio_features], axis=-1)
+        if self.mixture_magnitude:
+            x = jnp.concatenate([x, mixture_log_magnitude(audio_features, self.latent_dim)], -1)
+        x = self.proj(x.astype(dt))
         if masked_video_features is None:
             masked_video_features = jnp.zeros((b, self.video_dim, t), dt)
         x = self.align_masked_video(x, masked_video_features)
@@ -176,6 +179,17 @@ class SAMAudioFlow(nnx.Module):
             gate = jax.nn.sigmoid(m)
             out = jnp.concatenate([gate * mix + d_t, (1 - gate) * mix + d_r], axis=-1)
         return out
+
+
+def mixture_log_magnitude(audio_features: jax.Array, latent_dim: int) -> jax.Array:
+    """log(|mixture| + 0.01) per latent channel: (B, T, 2L) -> (B, T, L).
+
+    A mask per latent bin depends on each bin's energy, which a linear projection of the
+    signed latents into a narrower embedding cannot recover bin by bin; this view hands it
+    over. 0.01 floors silent bins (latents are scaled to about unit RMS per bin).
+    """
+    mix = audio_features[..., :latent_dim].astype(jnp.float32)
+    return jnp.log(jnp.abs(mix) + 0.01)
 
 
 def _validate(cfg: ml_collections.ConfigDict) -> None:
