@@ -121,6 +121,9 @@ def test_release_architecture_flag_is_true_only_for_release_parts():
     assert not is_release_architecture(c)  # frames codec + small text encoder
     c.codec.kind, c.text.kind = "dacvae", "t5"
     assert is_release_architecture(c)
+    c.model.mixture_magnitude = True  # a wider input projection than the release's
+    assert not is_release_architecture(c)
+    c.model.mixture_magnitude = False
     c.model.head = "gated_mix"
     assert not is_release_architecture(c)
 
