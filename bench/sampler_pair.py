@@ -10,6 +10,7 @@ bench/separate.py (batch 1, the speed-up table) and bench/separate_throughput.py
 from __future__ import annotations
 
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +58,17 @@ def jax_midpoint_sampler(model, steps: int):
     return lambda *args: sample(state, *args)
 
 
+def time_jax(sampler, inputs, repeats: int):
+    """(first call seconds, median seconds of `repeats` more, the output) of a jitted
+    sampler on numpy inputs."""
+    args = [jnp.asarray(a) for a in inputs]
+    start = time.perf_counter()
+    jax.block_until_ready(sampler(*args))
+    compile_s = time.perf_counter() - start
+    median, out = time_runs(lambda: jax.block_until_ready(sampler(*args)), repeats, warmup=0)
+    return compile_s, median, out
+
+
 def torch_midpoint_runner(model, m, inputs, probe_repeats: int = 1):
     """The torch reference on `model`'s weights: (run(steps) -> tensor, threads).
 
@@ -98,8 +110,6 @@ def max_relative_difference(ours, reference: torch.Tensor) -> float:
 def tiny_separate_timing(batch: int, steps: int, repeats: int) -> tuple[float, float]:
     """Our separate() end to end (configs/tiny.py: frames codec, small text encoder) on
     `batch` random clips of FRAMES frames: (median seconds a call, first call seconds)."""
-    import time
-
     from configs.tiny import get_config
     from samaudio_jax.sample import loading
     from samaudio_jax.sample.separate import separate

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,6 +43,7 @@ from bench.sampler_pair import (  # noqa: E402
     jax_midpoint_sampler,
     max_relative_difference,
     random_inputs,
+    time_jax,
     tiny_separate_timing,
     torch_midpoint_runner,
 )
@@ -71,12 +71,7 @@ def bench_network(name: str, repeats: int):
     model = SAMAudioFlow(m, rngs=nnx.Rngs(0))
     inputs = random_inputs(m, 1)
     flops = forward_flops(model, *inputs)
-    sampler = jax_midpoint_sampler(model, STEPS)
-    args = [jnp.asarray(a) for a in inputs]
-    start = time.perf_counter()
-    jax.block_until_ready(sampler(*args))
-    compile_s = time.perf_counter() - start
-    jax_s, ours = time_runs(lambda: jax.block_until_ready(sampler(*args)), repeats, warmup=0)
+    compile_s, jax_s, ours = time_jax(jax_midpoint_sampler(model, STEPS), inputs, repeats)
 
     run_torch, best_threads = torch_midpoint_runner(model, m, inputs, probe_repeats=2)
     del model

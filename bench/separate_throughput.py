@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from bench.common import machine_facts, time_runs  # noqa: E402
@@ -35,6 +32,7 @@ from bench.sampler_pair import (  # noqa: E402
     jax_midpoint_sampler,
     max_relative_difference,
     random_inputs,
+    time_jax,
     tiny_separate_timing,
     torch_midpoint_runner,
 )
@@ -47,12 +45,7 @@ def bench_row(name: str, batch: int, steps: int, repeats: int) -> dict:
     m = network_config(name)
     model = SAMAudioFlow(m, rngs=nnx.Rngs(0))
     inputs = random_inputs(m, batch)
-    sampler = jax_midpoint_sampler(model, steps)
-    args = [jnp.asarray(a) for a in inputs]
-    start = time.perf_counter()
-    jax.block_until_ready(sampler(*args))
-    compile_s = time.perf_counter() - start
-    jax_s, ours = time_runs(lambda: jax.block_until_ready(sampler(*args)), repeats, warmup=0)
+    compile_s, jax_s, ours = time_jax(jax_midpoint_sampler(model, steps), inputs, repeats)
 
     run_torch, best = torch_midpoint_runner(model, m, inputs)
     del model

@@ -87,18 +87,19 @@ def export_frame_state(model: FrameModel) -> dict:
 
 
 def load_judge(directory: PathLike) -> JudgeModel:
-    cfg = JudgeConfig.from_dict(read_config_json(directory), f"{directory}/{CONFIG_FILE}")
-    state, file = read_state_dict(directory)
-    model = shell(lambda: JudgeModel(cfg, rngs=nnx.Rngs(0)))
-    import_judge_state(model, state, file)
-    return model
+    return _load(directory, JudgeConfig, JudgeModel, import_judge_state)
 
 
 def load_frame(directory: PathLike) -> FrameModel:
-    cfg = FrameConfig.from_dict(read_config_json(directory), f"{directory}/{CONFIG_FILE}")
+    return _load(directory, FrameConfig, FrameModel, import_frame_state)
+
+
+def _load(directory: PathLike, config_type, model_type, import_fn):
+    """config.json -> an unallocated model shell -> the directory's weights imported."""
+    cfg = config_type.from_dict(read_config_json(directory), f"{directory}/{CONFIG_FILE}")
     state, file = read_state_dict(directory)
-    model = shell(lambda: FrameModel(cfg, rngs=nnx.Rngs(0)))
-    import_frame_state(model, state, file)
+    model = shell(lambda: model_type(cfg, rngs=nnx.Rngs(0)))
+    import_fn(model, state, file)
     return model
 
 
