@@ -97,6 +97,16 @@ def test_demo_on_manifests_runs_every_stage_and_train_is_the_same_training(corpu
     assert sorted(demo_losses) == [1, 2, 3]
     assert demo_losses == train_losses
 
+    # `demo --data` on those shards: the same job without the shard stage.
+    again = tmp_path / "demo_data"
+    config = load_config("configs/demo_real.py", TINY + ["--config.train.steps=3"])
+    state = run_demo(
+        config, again, eval_mixtures=4, print_fn=lambda *a: None, data_dir=str(work / "data")
+    )
+    assert _losses(again) == demo_losses
+    assert state["export"]["reimport_max_abs_diff"] == 0.0
+    assert json.loads((again / "eval.json").read_text())["overall"] == evaluated["overall"]
+
 
 def _demo_cmd(corpus, work, steps):
     return [
