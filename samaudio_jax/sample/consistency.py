@@ -18,7 +18,10 @@ target + residual == mixture. Two known fixes, applied after decoding:
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+
+from samaudio_jax.codec.frames import FrameDCTCodec
 
 MODES = ("none", "project", "ratio", "wiener")
 POWERS = {"ratio": 1.0, "wiener": 2.0}
@@ -50,12 +53,12 @@ def wiener(mixture, target, residual, codec=None, power: float = 2.0):
     """(t', r'): the mixture masked by the estimates' ratio (see the module docstring)."""
     m, t, r = _as_arrays(mixture, target, residual)
     n = m.shape[-1]
-    basis = _linear_basis(codec)
-    if basis is not None:
-        hop = basis.shape[0]
-        bins = [_frames(x, hop) @ basis for x in (m, t, r)]
+    if isinstance(codec, FrameDCTCodec):
+        # The codec's own bins; a per-bin latent scale cancels in the mask and in decode.
+        bins = np.asarray(codec.encode(jnp.asarray(np.stack([m, t, r]))), np.float64)
         mask = wiener_mask(bins[1], bins[2], power)
-        est = ((bins[0] * mask) @ basis.T).reshape(-1)[:n]
+        est = codec.decode(jnp.asarray((bins[0] * mask)[None], jnp.float32))
+        est = np.asarray(est, np.float64)[0, :n]
     else:
         spec = [_stft(x) for x in (m, t, r)]
         mask = wiener_mask(spec[1], spec[2], power)
@@ -99,20 +102,6 @@ def _as_arrays(mixture, target, residual):
             f"{m.shape}, target {t.shape}, residual {r.shape}"
         )
     return m, t, r
-
-
-def _linear_basis(codec):
-    """The DCT frames codec's (hop, hop) orthonormal basis, None for other codecs."""
-    from samaudio_jax.codec.frames import FrameDCTCodec
-
-    if isinstance(codec, FrameDCTCodec):
-        return np.asarray(codec.basis[...], np.float64)
-    return None
-
-
-def _frames(x, hop):
-    t = -(-x.shape[0] // hop)
-    return np.pad(x.astype(np.float64), (0, t * hop - x.shape[0])).reshape(t, hop)
 
 
 def _window():
